@@ -1,0 +1,157 @@
+"""`flask config …`: create, show, change, map and validate the settings."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from app.cli.common import echo_json
+from app.cli.common import edit
+from app.cli.common import fail
+from app.cli.common import settings_holder
+from app.cli.common import settings_path
+from app.errors import SettingsInvalid
+from app.settings import FIELD_TYPES
+from app.settings import SettingsFileError
+from app.settings import masked
+from app.settings import parse
+from app.settings import validate
+from app.settings import write_raw
+from app.settings.edits import initial_document
+from app.settings.edits import map_event
+from app.settings.edits import map_field
+from app.settings.edits import parse_value
+from app.settings.edits import set_path
+from app.settings.edits import unmap
+from app.settings.edits import unset_path
+
+config_cli = AppGroup("config", help="Create, show, change and validate the gateway settings.")
+
+
+@config_cli.command("init")
+@click.option("--munchkin-id", default="000-AAA-000", help="Marketo instance id, like 123-ABC-456.")
+@click.option("--force", is_flag=True, help="Overwrite an existing settings file.")
+def init_command(munchkin_id: str, force: bool) -> None:
+    """Write a new settings file with a fresh signing secret."""
+    path = settings_path()
+    if path.exists() and not force:
+        fail(f"{path} already exists; use --force to overwrite it")
+    document = initial_document(munchkin_id)
+    problems = validate(document)
+    if problems:
+        fail(problems[0])
+    write_raw(path, document)
+    click.echo(f"wrote {path}")
+    if munchkin_id == "000-AAA-000":
+        click.echo("next: flask config set munchkin_id YOUR-MUNCHKIN-ID")
+
+
+def effective(raw: dict) -> dict:
+    """Return the settings with every default filled in, as plain JSON data."""
+    settings = parse(raw)
+    data = dataclasses.asdict(settings)
+    data["keys"] = [dict(k, allowed_origins=list(k["allowed_origins"])) for k in data["keys"]]
+    data["lead_lookup"] = list(settings.lead_lookup)
+    return data
+
+
+@config_cli.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show_command(as_json: bool) -> None:
+    """Print the effective settings (file + environment), secrets masked."""
+    try:
+        raw = settings_holder().raw()
+    except SettingsFileError as exc:
+        fail(str(exc))
+    problems = validate(raw)
+    data = masked(effective(raw) if not problems else raw)
+    if as_json:
+        echo_json(data)
+    else:
+        for key in sorted(data):
+            click.echo(f"{key} = {click.style(repr(data[key]), bold=True)}")
+    for problem in problems:
+        click.echo(f"problem: {problem}", err=True)
+
+
+@config_cli.command("set")
+@click.argument("key")
+@click.argument("value")
+def set_command(key: str, value: str) -> None:
+    """Set KEY (dotted, e.g. limits.calls_per_20s) to VALUE (parsed as JSON when it parses)."""
+    edit(lambda raw: set_path(raw, key, parse_value(value)))
+    click.echo(f"set {key}")
+
+
+@config_cli.command("unset")
+@click.argument("key")
+def unset_command(key: str) -> None:
+    """Remove KEY, so its default applies."""
+    edit(lambda raw: unset_path(raw, key))
+    click.echo(f"unset {key}")
+
+
+@config_cli.command("map-event")
+@click.argument("event")
+@click.option("--activity-id", type=int, required=True, help="Custom activity type id.")
+@click.option("--primary", help="Property path for the primary attribute.")
+@click.option("--property", "properties", multiple=True, help="PROP=ATTRIBUTE[:TYPE], repeatable.")
+def map_event_command(
+    event: str, activity_id: int, primary: str | None, properties: tuple[str, ...]
+) -> None:
+    """Send track EVENT to Marketo as a custom activity."""
+    edit(lambda raw: map_event(raw, event, activity_id, primary, list(properties)))
+    click.echo(f"mapped event {event!r} to activity type {activity_id}")
+
+
+@config_cli.command("unmap-event")
+@click.argument("event")
+def unmap_event_command(event: str) -> None:
+    """Stop sending track EVENT to Marketo."""
+    edit(lambda raw: unmap(raw, "events", event))
+    click.echo(f"unmapped event {event!r}")
+
+
+@config_cli.command("map-field")
+@click.argument("trait")
+@click.argument("field")
+@click.option("--type", "type_", default="string", type=click.Choice(sorted(FIELD_TYPES)))
+def map_field_command(trait: str, field: str, type_: str) -> None:
+    """Write identify TRAIT (dotted path) to the Marketo lead FIELD."""
+    edit(lambda raw: map_field(raw, trait, field, type_))
+    click.echo(f"mapped trait {trait!r} to field {field!r}")
+
+
+@config_cli.command("unmap-field")
+@click.argument("trait")
+def unmap_field_command(trait: str) -> None:
+    """Stop writing identify TRAIT to Marketo."""
+    edit(lambda raw: unmap(raw, "traits", trait))
+    click.echo(f"unmapped trait {trait!r}")
+
+
+@config_cli.command("validate")
+@click.option("--online", is_flag=True, help="Also check mappings against Marketo itself.")
+def validate_command(online: bool) -> None:
+    """Check the settings and print every problem (exit 1 when there is any)."""
+    holder = settings_holder()
+    try:
+        problems = validate(holder.raw())
+    except SettingsFileError as exc:
+        fail(str(exc))
+    if not problems and online:
+        checker = current_app.extensions.get("online_validator")
+        if checker is None:
+            fail("online validation is not available in this build")
+        try:
+            problems = list(checker(holder.get()))
+        except SettingsInvalid as exc:
+            problems = exc.problems
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        fail(f"{len(problems)} problem(s) found")
+    click.echo("settings are valid" + (" and match Marketo" if online else ""))

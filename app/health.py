@@ -1,0 +1,57 @@
+"""Liveness and readiness probes; subsystems add readiness checks through `add_readiness_check`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Blueprint
+from flask import Flask
+from flask import current_app
+from flask import jsonify
+
+from app.errors import SettingsInvalid
+
+bp = Blueprint("health", __name__)
+
+# A readiness check returns None when healthy, or a sentence saying what is wrong.
+ReadinessCheck = Callable[[], "str | None"]
+
+
+def add_readiness_check(app: Flask, name: str, check: ReadinessCheck) -> None:
+    """Register a named check that /readyz runs on every call."""
+    app.extensions.setdefault("readiness_checks", {})[name] = check
+
+
+def _settings_check() -> str | None:
+    try:
+        current_app.extensions["settings"].get()
+    except SettingsInvalid as exc:
+        return "; ".join(exc.problems)
+    return None
+
+
+@bp.get("/healthz")
+def healthz():
+    """Answer 200 while the process is up."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    """Answer 200 when every readiness check passes, else 503 naming the failures."""
+    failures = {}
+    for name, check in current_app.extensions.get("readiness_checks", {}).items():
+        try:
+            problem = check()
+        except Exception as exc:  # a probe must answer, whatever the check raised
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem:
+            failures[name] = problem
+    body = {"status": "ready" if not failures else "not_ready", "failures": failures}
+    return jsonify(body), (200 if not failures else 503)
+
+
+def init_app(app: Flask) -> None:
+    """Register the probes and the settings readiness check."""
+    app.register_blueprint(bp)
+    add_readiness_check(app, "settings", _settings_check)

@@ -1,0 +1,212 @@
+"""Request plumbing shared by every route: body parsing, key checks, CORS, rate limits, errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+from flask import Response
+from flask import current_app
+from flask import jsonify
+from flask import request
+from werkzeug.exceptions import HTTPException
+
+from app.errors import BadRequest
+from app.errors import Forbidden
+from app.errors import GatewayError
+from app.errors import PayloadTooLarge
+from app.errors import TooManyRequests
+from app.errors import Unauthorized
+from app.errors import UnsupportedMediaType
+from app.settings import Settings
+from app.settings import SettingsHolder
+from app.settings import SourceKey
+
+log = logging.getLogger(__name__)
+
+# Content types a JSON body may arrive with; sendBeacon sends text/plain to avoid a preflight.
+JSON_TYPES = ("application/json", "text/plain", "")
+
+# How long browsers may cache a CORS preflight answer.
+PREFLIGHT_MAX_AGE_S = 600
+
+
+def current_settings() -> Settings:
+    """Return the settings in force for this app.
+
+    :raises SettingsInvalid: the settings file is missing or invalid (503).
+    """
+    holder: SettingsHolder = current_app.extensions["settings"]
+    return holder.get()
+
+
+def _decompress(body: bytes, max_bytes: int) -> bytes:
+    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = decoder.decompress(body, max_bytes + 1)
+    except zlib.error as exc:
+        raise BadRequest("the gzip body is corrupt", code="bad_encoding") from exc
+    if len(out) > max_bytes or decoder.unconsumed_tail:
+        raise PayloadTooLarge(f"the body is over {max_bytes} bytes once decompressed")
+    if not decoder.eof:
+        raise BadRequest("the gzip body is truncated", code="bad_encoding")
+    return out
+
+
+def read_json_body(max_bytes: int) -> Any:
+    """Return the request's JSON body (JSON or text/plain, optionally gzip), capped at max_bytes.
+
+    :raises PayloadTooLarge: the body is over the limit.
+    :raises UnsupportedMediaType: the content type or encoding is not accepted.
+    :raises BadRequest: the body is empty or not JSON.
+    """
+    mimetype = request.mimetype
+    if mimetype not in JSON_TYPES:
+        raise UnsupportedMediaType(f"send JSON (application/json or text/plain), not {mimetype}")
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise PayloadTooLarge(f"the body is over {max_bytes} bytes")
+    raw = request.stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"the body is over {max_bytes} bytes")
+    encoding = (request.headers.get("Content-Encoding") or "identity").strip().lower()
+    if encoding == "gzip":
+        raw = _decompress(raw, max_bytes)
+    elif encoding != "identity":
+        raise UnsupportedMediaType(f"Content-Encoding {encoding} is not supported; use gzip")
+    if not raw.strip():
+        raise BadRequest("the body is empty", code="empty_body")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest("the body is not valid JSON", code="invalid_json") from exc
+
+
+def browser_key_from(settings: Settings, value: Any) -> SourceKey:
+    """Return the browser key named by a `writeKey` or `k` value.
+
+    :raises Unauthorized: no browser key has that value.
+    """
+    key = settings.browser_key(value) if isinstance(value, str) else None
+    if key is None:
+        raise Unauthorized("unknown browser key", code="unknown_key")
+    return key
+
+
+def server_key_from_auth(settings: Settings) -> SourceKey:
+    """Return the server key sent as the HTTP Basic user name (password empty), Segment-style.
+
+    :raises Unauthorized: no credentials, or not a known server key.
+    """
+    auth = request.authorization
+    secret = auth.username if auth is not None and auth.type == "basic" else None
+    key = settings.server_key(secret)
+    if key is None:
+        raise Unauthorized("send a server key as the HTTP Basic user name", code="unknown_key")
+    return key
+
+
+def check_origin(key: SourceKey) -> None:
+    """Refuse a browser request whose Origin is present and not allowed for its key.
+
+    :raises Forbidden: the Origin header names a foreign site.
+    """
+    origin = request.headers.get("Origin")
+    if origin is not None and not key.allows_origin(origin):
+        raise Forbidden(f"origin {origin} is not allowed for this key", code="origin_not_allowed")
+
+
+def apply_cors(response: Response, key: SourceKey | None) -> Response:
+    """Echo the request's Origin when it is allowed for `key`; never a wildcard for credentials."""
+    response.vary.add("Origin")
+    origin = request.headers.get("Origin")
+    if key is not None and key.allows_origin(origin):
+        response.headers["Access-Control-Allow-Origin"] = origin
+    return response
+
+
+def preflight_response(keys: list[SourceKey]) -> Response:
+    """Answer a CORS preflight: allowed when any of the candidate keys allows the Origin."""
+    response = current_app.response_class(status=204)
+    response.vary.add("Origin")
+    origin = request.headers.get("Origin")
+    if any(k.allows_origin(origin) for k in keys):
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+        response.headers["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE_S)
+    return response
+
+
+class IpRateLimiter:
+    """Per-(key, IP) token buckets held in this process; the clock is injectable for tests."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_entries: int = 100_000):
+        self._clock = clock
+        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
+        self._lock = threading.Lock()
+        self._max_entries = max_entries
+
+    def hit(self, key_id: str, ip: str, rule: tuple[int, float]) -> float:
+        """Spend one request; return 0 when allowed, else seconds until the next is allowed."""
+        count, period = rule
+        rate = count / period
+        now = self._clock()
+        with self._lock:
+            if len(self._buckets) >= self._max_entries:
+                self._buckets.clear()
+            tokens, last = self._buckets.get((key_id, ip), (float(count), now))
+            tokens = min(float(count), tokens + (now - last) * rate)
+            if tokens < 1.0:
+                self._buckets[(key_id, ip)] = (tokens, now)
+                return (1.0 - tokens) / rate
+            self._buckets[(key_id, ip)] = (tokens - 1.0, now)
+            return 0.0
+
+
+def check_ip_rate(key: SourceKey, rule: tuple[int, float]) -> None:
+    """Charge one request to the caller's IP for this browser key.
+
+    :raises TooManyRequests: the IP is over the rule; `retry_after` says when to return.
+    """
+    limiter: IpRateLimiter = current_app.extensions["ip_rate_limiter"]
+    wait = limiter.hit(key.id, request.remote_addr or "-", rule)
+    if wait > 0:
+        raise TooManyRequests("too many requests from this address", retry_after=wait)
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    """Build the one error shape every route answers with."""
+    response = jsonify({"success": False, "error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
+
+
+def _handle_gateway_error(exc: GatewayError) -> Response:
+    if exc.status >= 500:
+        log.warning("request failed: %s", exc.message)
+    response = error_response(exc.status, exc.code, exc.message)
+    if isinstance(exc, TooManyRequests):
+        response.headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
+    return response
+
+
+def _handle_http_exception(exc: HTTPException) -> Response:
+    code = (exc.name or "error").lower().replace(" ", "_")
+    response = error_response(exc.code or 500, code, exc.description or exc.name)
+    if exc.code == 405 and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register the JSON error handlers and the per-IP limiter."""
+    app.extensions["ip_rate_limiter"] = IpRateLimiter(app.config.get("CLOCK") or time.monotonic)
+    app.register_error_handler(GatewayError, _handle_gateway_error)
+    app.register_error_handler(HTTPException, _handle_http_exception)

@@ -1,0 +1,125 @@
+"""Outbox records, their states, and the Store protocol every backend (SQLite, PostgreSQL) keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from typing import Protocol
+
+
+class State(StrEnum):
+    """Where an event is in its life; the last three are final outcomes."""
+
+    PENDING = "pending"
+    HELD = "held"
+    IN_FLIGHT = "in_flight"
+    DELIVERED = "delivered"
+    DROPPED = "dropped"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One accepted Segment-spec message, normalised by intake.
+
+    `payload` is the message as the client sent it, with `messageId`, `timestamp`, `type` filled
+    in and the `_mkto_trk` value always at `context.Marketo.marketoCookie` when one was given.
+    """
+
+    message_id: str
+    type: str
+    source_key_id: str
+    source_kind: str
+    received_at: float
+    timestamp: str
+    user_id: str | None
+    anonymous_id: str | None
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Routed:
+    """An event with the state intake decided for it (pending, held, or dropped with a reason)."""
+
+    event: Event
+    state: State = State.PENDING
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as the outbox holds it."""
+
+    id: int
+    event: Event
+    state: State
+    reason: str | None
+    detail: str | None
+    attempts: int
+    next_attempt_at: float
+    updated_at: float
+
+
+class Store(Protocol):
+    """The durable outbox. Every method is safe to call from many threads and processes."""
+
+    def add(self, items: Sequence[Routed], now: float) -> list[bool]:
+        """Commit events durably before returning; True per stored event, False per duplicate.
+
+        A `messageId` already stored within the dedupe window is a duplicate and is not stored
+        again. Concurrent callers share commits (group commit); nothing returns before its fsync.
+        """
+
+    def claim(self, limit: int, lease_s: float, now: float) -> list[StoredEvent]:
+        """Lease up to `limit` due events (pending with next_attempt_at <= now, or in_flight whose
+        lease expired), oldest first, and mark them in_flight until now + lease_s."""
+
+    def ack(self, ids: Sequence[int], now: float) -> None:
+        """Mark claimed events delivered."""
+
+    def retry(
+        self, ids: Sequence[int], at: float, error: str, now: float, charge: bool = True
+    ) -> None:
+        """Return claimed events to pending, due at `at`; `charge` adds one to their attempts."""
+
+    def drop(self, ids: Sequence[int], reason: str, now: float, detail: str | None = None) -> None:
+        """End events as dropped with a reason from the fixed vocabulary."""
+
+    def dead(self, ids: Sequence[int], reason: str, now: float, detail: str | None = None) -> None:
+        """Dead-letter events with a reason and detail for an operator."""
+
+    def release_held(self, anonymous_id: str, user_id: str | None, now: float) -> int:
+        """Turn held events of an anonymousId back to pending (an identify/alias linked it)."""
+
+    def expire_held(self, before: float, now: float) -> int:
+        """Drop held events received before `before` with reason `hold_expired`."""
+
+    def get(self, event_id: int) -> StoredEvent | None:
+        """Return one event by id."""
+
+    def dead_letters(
+        self, reason: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[StoredEvent]:
+        """List dead-lettered events, newest first."""
+
+    def replay(self, ids: Sequence[int] | None, reason: str | None, now: float) -> int:
+        """Move dead events (these ids, or this reason, or all when both are None) to pending
+        with attempts reset; return how many moved."""
+
+    def purge_dead(self, before: float) -> int:
+        """Delete dead events last updated before `before`; return how many."""
+
+    def compact(self, before: float) -> int:
+        """Delete delivered and dropped rows older than `before`; counts by outcome survive."""
+
+    def counts(self, now: float) -> dict[str, Any]:
+        """Return {"pending", "held", "in_flight", "delivered", "dropped": {reason: n},
+        "dead": {reason: n}, "oldest_pending_s"} as SPEC §4 `flask status` shows it."""
+
+    def ping(self) -> None:
+        """Raise when the store is not writable (used by /readyz)."""
+
+    def close(self) -> None:
+        """Release connections."""

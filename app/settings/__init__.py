@@ -1,0 +1,49 @@
+"""Settings: typed model, validation, and the file they live in (stdlib only)."""
+
+from __future__ import annotations
+
+from app.settings.model import FIELD_TYPES
+from app.settings.model import AttributeMapping
+from app.settings.model import CampaignMapping
+from app.settings.model import EventMapping
+from app.settings.model import FieldMapping
+from app.settings.model import IntakeLimits
+from app.settings.model import LeadFields
+from app.settings.model import Limits
+from app.settings.model import ListsSettings
+from app.settings.model import Settings
+from app.settings.model import SourceKey
+from app.settings.model import hash_secret
+from app.settings.schema import parse
+from app.settings.schema import validate
+from app.settings.store import SettingsFileError
+from app.settings.store import SettingsHolder
+from app.settings.store import load
+from app.settings.store import masked
+from app.settings.store import read_raw
+from app.settings.store import update_raw
+from app.settings.store import write_raw
+
+__all__ = [
+    "FIELD_TYPES",
+    "AttributeMapping",
+    "CampaignMapping",
+    "EventMapping",
+    "FieldMapping",
+    "IntakeLimits",
+    "LeadFields",
+    "Limits",
+    "ListsSettings",
+    "Settings",
+    "SettingsFileError",
+    "SettingsHolder",
+    "SourceKey",
+    "hash_secret",
+    "load",
+    "masked",
+    "parse",
+    "read_raw",
+    "update_raw",
+    "validate",
+    "write_raw",
+]

@@ -1,0 +1,197 @@
+"""Read, write and watch the settings file: atomic writes, env overrides, masking, hot reload."""
+
+from __future__ import annotations
+
+import copy
+import fcntl
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from app.errors import SettingsInvalid
+from app.settings.model import Settings
+from app.settings.schema import parse
+from app.settings.schema import validate
+
+# Environment variables that win over the file, each naming the setting it fills.
+ENV_OVERRIDES = {
+    "MARKETO_CLIENT_ID": "client_id",
+    "MARKETO_CLIENT_SECRET": "client_secret",
+    "MARKETO_PRIVATE_KEY": "api_private_key",
+    "GATEWAY_SECRET_KEY": "secret_key",
+    "GATEWAY_STORE_URL": "store_url",
+}
+
+SECRET_KEYS = ("client_secret", "api_private_key", "secret_key")
+
+MASK = "********"
+
+
+class SettingsFileError(Exception):
+    """The settings file cannot be read or parsed; the message says how to fix it."""
+
+
+def read_raw(path: Path) -> dict[str, Any]:
+    """Return the raw document in the file.
+
+    :raises SettingsFileError: the file is missing, unreadable or not JSON.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SettingsFileError(
+            f"no settings file at {path}; run `flask config init` first"
+        ) from None
+    except OSError as exc:
+        raise SettingsFileError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SettingsFileError(
+            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from exc
+    if not isinstance(raw, dict):
+        raise SettingsFileError(f"{path} must hold a JSON object")
+    return raw
+
+
+def write_raw(path: Path, raw: Mapping[str, Any]) -> None:
+    """Replace the file atomically (temp file, fsync, rename) with mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(raw, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def update_raw(
+    path: Path, change: Callable[[dict[str, Any]], None], *, create: bool = False
+) -> dict[str, Any]:
+    """Apply `change` to the file under an exclusive lock, refusing a result with new problems.
+
+    :raises SettingsFileError: the file cannot be read.
+    :raises SettingsInvalid: the change would add validation problems; nothing is written.
+    """
+    with _locked(path):
+        if create and not path.exists():
+            before: dict[str, Any] = {}
+        else:
+            before = read_raw(path)
+        after = copy.deepcopy(before)
+        change(after)
+        old = set(validate(before)) if before else set()
+        new = [problem for problem in validate(after) if problem not in old]
+        if new:
+            raise SettingsInvalid(new)
+        write_raw(path, after)
+        return after
+
+
+def apply_env(raw: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Return a copy of the document with secrets from the environment applied (env wins)."""
+    merged = dict(raw)
+    for var, key in ENV_OVERRIDES.items():
+        if environ.get(var):
+            merged[key] = environ[var]
+    return merged
+
+
+def load(path: Path, environ: Mapping[str, str]) -> Settings:
+    """Read, merge with the environment, validate and parse the settings.
+
+    :raises SettingsInvalid: with every problem, including an unreadable file.
+    """
+    try:
+        raw = apply_env(read_raw(path), environ)
+    except SettingsFileError as exc:
+        raise SettingsInvalid([str(exc)]) from exc
+    problems = validate(raw)
+    if problems:
+        raise SettingsInvalid(problems)
+    return parse(raw)
+
+
+def masked(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy safe to print: secrets replaced, client id shortened, key hashes hidden."""
+    out = copy.deepcopy(dict(raw))
+    for key in SECRET_KEYS:
+        if out.get(key):
+            out[key] = MASK
+    if out.get("client_id"):
+        out["client_id"] = str(out["client_id"])[:4] + "…"
+    for key in out.get("keys") or []:
+        if isinstance(key, dict) and key.get("secret_hash"):
+            key["secret_hash"] = MASK
+    return out
+
+
+class SettingsHolder:
+    """Hand out the current `Settings`, reloading when the file changes (one stat per call)."""
+
+    def __init__(self, path: Path, environ: Mapping[str, str]) -> None:
+        self.path = path
+        self._environ = dict(environ)
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int, int] | None = None
+        self._value: Settings | SettingsInvalid | None = None
+
+    def _current_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def get(self) -> Settings:
+        """Return the settings in force.
+
+        :raises SettingsInvalid: the file is missing or invalid; the gateway stays up meanwhile.
+        """
+        stamp = self._current_stamp()
+        if stamp != self._stamp or self._value is None:
+            with self._lock:
+                if stamp != self._stamp or self._value is None:
+                    try:
+                        self._value = load(self.path, self._environ)
+                    except SettingsInvalid as exc:
+                        self._value = exc
+                    self._stamp = stamp
+        value = self._value
+        if isinstance(value, SettingsInvalid):
+            raise value
+        return value
+
+    def raw(self) -> dict[str, Any]:
+        """Return the file's document merged with the environment (for `config show`)."""
+        return apply_env(read_raw(self.path), self._environ)

@@ -1,0 +1,9 @@
+"""Placeholder for the embedded dispatcher thread; its owner replaces this module."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Start nothing yet."""
