@@ -258,8 +258,6 @@ def _check_marketo(p: _Problems, raw: dict) -> None:
         _check_str(p, raw, key, HTTP_URL_RE, "must be an http(s):// URL")
     for key in ("client_id", "client_secret", "api_private_key", "secret_key", "lead_partition"):
         _check_str(p, raw, key, None, "")
-    if bool(raw.get("client_id")) != bool(raw.get("client_secret")):
-        p.add("client_secret", "client_id and client_secret go together; set both or neither")
     options = raw.get("munchkin_options", {})
     if not isinstance(options, dict):
         p.add("munchkin_options", "must be an object")
