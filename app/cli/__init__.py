@@ -1,14 +1,16 @@
-"""The `flask` command groups owned by the foundation: config and keys."""
+"""The `flask` command groups owned by the foundation: config, keys and demo."""
 
 from __future__ import annotations
 
 from flask import Flask
 
 from app.cli.config import config_cli
+from app.cli.demo import demo_command
 from app.cli.keys import keys_cli
 
 
 def init_app(app: Flask) -> None:
-    """Register the config and keys command groups."""
+    """Register the config, keys and demo commands."""
     app.cli.add_command(config_cli)
     app.cli.add_command(keys_cli)
+    app.cli.add_command(demo_command)

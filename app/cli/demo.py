@@ -1,0 +1,74 @@
+"""`flask demo`: a working gateway on this machine in one command, with a fake Marketo if needed."""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import click
+from flask import current_app
+
+from app.cli.common import settings_path
+from app.settings import read_raw
+from app.settings import write_raw
+from app.settings.edits import create_key
+from app.settings.edits import initial_document
+from app.settings.edits import map_event
+
+DEMO_FAKE_PORT = 9100
+DEMO_FAKE_CLIENT = ("fake-client-id", "fake-client-secret")
+
+
+def _demo_document(host: str, port: int, fake: bool) -> tuple[dict, str, str]:
+    """Return a demo settings document with a browser and a server key, and both key values."""
+    base = f"http://{host}:{port}"
+    document = initial_document("123-ABC-456")
+    document["public_url"] = base
+    document["limits"]["batch_wait_s"] = 0.5
+    origins = [base, f"http://localhost:{port}"]
+    _, browser = create_key(document, "browser", origins, "demo site")
+    _, server = create_key(document, "server", [], "demo backend")
+    map_event(document, "Signed Up", 100001, "plan", [])
+    if fake:
+        document["rest_base_url"] = f"http://127.0.0.1:{DEMO_FAKE_PORT}"
+        document["client_id"], document["client_secret"] = DEMO_FAKE_CLIENT
+    return document, browser, server
+
+
+def _start_fake() -> object | None:
+    """Start the project's fake Marketo on its demo port, if the test fakes are importable."""
+    try:
+        fakes = importlib.import_module("tests.fakes.marketo")
+    except ImportError:
+        click.echo("the fake Marketo (tests/fakes) is not importable; run from the repo root")
+        return None
+    client_id, client_secret = DEMO_FAKE_CLIENT
+    fake = fakes.FakeMarketo(client_id=client_id, client_secret=client_secret, port=DEMO_FAKE_PORT)
+    return fake.start()
+
+
+@click.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def demo_command(host: str, port: int) -> None:
+    """Configure a demo on first run, start a fake Marketo without credentials, and serve."""
+    path = settings_path()
+    environ = current_app.config["ENVIRON"]
+    has_credentials = bool(environ.get("MARKETO_CLIENT_ID"))
+    if not path.exists():
+        document, browser, server = _demo_document(host, port, fake=not has_credentials)
+        write_raw(path, document)
+        click.echo(f"wrote demo settings to {path}")
+        click.echo(f"browser key: {browser}")
+        click.echo(f"server key (shown once): {server}")
+    raw = read_raw(path)
+    if raw.get("client_id") == DEMO_FAKE_CLIENT[0] and not has_credentials:
+        if _start_fake() is not None:
+            click.echo(f"fake Marketo on http://127.0.0.1:{DEMO_FAKE_PORT}")
+    click.echo(
+        f"try: curl -u SERVER_KEY: -H 'Content-Type: application/json' "
+        f'-d \'{{"userId":"u1","event":"Signed Up","properties":'
+        f'{{"plan":"pro","email":"ann@example.com"}}}}\' http://{host}:{port}/v1/track'
+    )
+    os.environ.setdefault("GATEWAY_EMBEDDED_WORKER", "1")
+    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
