@@ -1,9 +1,86 @@
-"""Placeholder for the outbox subsystem; its owner replaces this module."""
+"""The outbox subsystem: open the store named by `store_url` and hand it to the rest of the app."""
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
+from pathlib import Path
+
 from flask import Flask
+from flask import current_app
+
+from app.errors import SettingsInvalid
+from app.health import add_readiness_check
+from app.outbox.store import Store
+
+log = logging.getLogger(__name__)
+
+_open_lock = threading.Lock()
+
+
+def default_store_url(app: Flask) -> str:
+    """Return the store URL used when settings name none: SQLite in the instance folder."""
+    return f"sqlite:///{os.path.join(app.instance_path, 'outbox.db')}"
+
+
+def open_store(url: str, base_dir: Path, dedupe_window_s: float = 24 * 3600.0) -> Store:
+    """Open the outbox backend a store URL names (SQLite file or PostgreSQL).
+
+    :raises ValueError: the URL names no supported backend.
+    """
+    if url.startswith(("postgresql://", "postgres://")):
+        from app.outbox.postgres import PostgresStore  # imported only when configured
+
+        return PostgresStore(url)
+    from app.outbox.sqlite import SqliteStore
+    from app.outbox.sqlite_sql import path_from_url
+
+    return SqliteStore(path_from_url(url, base_dir), dedupe_window_s=dedupe_window_s)
+
+
+def _open_for(app: Flask) -> Store:
+    try:
+        settings = app.extensions["settings"].get()
+        url = settings.store_url or default_store_url(app)
+        window = settings.intake.dedupe_window_h * 3600.0
+    except SettingsInvalid:
+        url, window = default_store_url(app), 24 * 3600.0
+    store = open_store(url, Path(app.instance_path).parent, window)
+    log.info("outbox opened: %s", type(store).__name__)
+    return store
+
+
+def get_store(app: Flask | None = None) -> Store:
+    """Return the app's store, opening it on first use."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    store = app.extensions.get("store")
+    if store is None:
+        with _open_lock:
+            store = app.extensions.get("store")
+            if store is None:
+                store = app.extensions["store"] = _open_for(app)
+    return store
+
+
+def _close(app: Flask) -> None:
+    store = app.extensions.pop("store", None)
+    if store is not None:
+        store.close()
 
 
 def init_app(app: Flask) -> None:
-    """Register nothing yet."""
+    """Open the store (when settings are valid), register its readiness check and closer."""
+    try:
+        app.extensions["settings"].get()
+    except SettingsInvalid:
+        log.warning("settings invalid: the outbox opens on first use")
+    else:
+        get_store(app)
+
+    def check() -> str | None:
+        get_store(app).ping()
+        return None
+
+    add_readiness_check(app, "store", check)
+    app.extensions.setdefault("closers", []).append(lambda: _close(app))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field
 from enum import StrEnum
 from typing import Any
 from typing import Protocol
@@ -37,6 +38,8 @@ class Event:
     user_id: str | None
     anonymous_id: str | None
     payload: dict[str, Any]
+    # The payload already serialised by intake (saves a second json.dumps); None means "dump it".
+    payload_json: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

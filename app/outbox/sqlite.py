@@ -1,0 +1,325 @@
+"""The outbox on SQLite: WAL, synchronous=FULL, group-committed adds, cross-process safe claims."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from app.errors import ServiceUnavailable
+from app.outbox.groupcommit import GroupCommitter
+from app.outbox.sqlite_sql import BUMP_TOTAL
+from app.outbox.sqlite_sql import CLAIM_MESSAGE_ID
+from app.outbox.sqlite_sql import COLUMNS
+from app.outbox.sqlite_sql import INSERT_EVENT
+from app.outbox.sqlite_sql import SCHEMA
+from app.outbox.sqlite_sql import row_to_stored
+from app.outbox.store import Routed
+from app.outbox.store import State
+from app.outbox.store import StoredEvent
+
+# How long a connection waits for another process's write lock before giving up.
+BUSY_TIMEOUT_MS = 20_000
+
+# SQLite's bound-parameter limit is far higher, but small IN lists keep statements cheap.
+IDS_PER_STATEMENT = 500
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(ids), IDS_PER_STATEMENT):
+        yield ids[start : start + IDS_PER_STATEMENT]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class SqliteStore:
+    """The `Store` protocol on one SQLite file shared by every process of one machine.
+
+    Adds go through a `GroupCommitter` (one writer thread per process); everything else runs on
+    one lock-guarded connection per process with `BEGIN IMMEDIATE`, so a claim's select and
+    update are atomic across processes.
+    """
+
+    def __init__(self, path: Path | str, dedupe_window_s: float = 24 * 3600.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        #: A repeated messageId newer than this is a duplicate; intake keeps it in line with
+        #: `intake.dedupe_window_h`.
+        self.dedupe_window_s = dedupe_window_s
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        with self._write() as conn:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        self._committer = GroupCommitter(self._open, self._apply_add)
+
+    # connections
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: a commit is on disk (WAL fsynced) before it returns; the ack contract needs it.
+        conn.execute("PRAGMA synchronous = FULL")
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """Hold this process's connection in one IMMEDIATE transaction, committing on success."""
+        with self._lock:
+            if self._conn is None:
+                self._conn = self._open()
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise ServiceUnavailable(f"outbox locked: {exc}", code="store_unavailable") from exc
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._conn is None:
+                self._conn = self._open()
+            yield self._conn
+
+    # intake
+
+    def add(self, items: Sequence[Routed], now: float) -> list[bool]:
+        """Commit events durably (group commit); True per stored event, False per duplicate."""
+        if not items:
+            return []
+        return self._committer.submit((items, now))
+
+    def _apply_add(self, conn: sqlite3.Connection, work: tuple[Sequence[Routed], float]) -> list:
+        items, now = work
+        window_start = now - self.dedupe_window_s
+        stored: list[bool] = []
+        rows = []
+        dropped: dict[str, int] = {}
+        for routed in items:
+            ev = routed.event
+            if conn.execute(CLAIM_MESSAGE_ID, (ev.message_id, now, window_start)).rowcount == 0:
+                stored.append(False)
+                continue
+            stored.append(True)
+            payload = ev.payload_json or json.dumps(ev.payload, separators=(",", ":"))
+            rows.append(
+                (ev.message_id, ev.type, ev.source_key_id, ev.source_kind, ev.received_at,
+                 ev.timestamp, ev.user_id, ev.anonymous_id, payload, routed.state.value,
+                 routed.reason, ev.received_at, now)
+            )  # fmt: skip
+            if routed.state in (State.DROPPED, State.DELIVERED):
+                key = f"{routed.state.value}\0{routed.reason or ''}"
+                dropped[key] = dropped.get(key, 0) + 1
+        conn.executemany(INSERT_EVENT, rows)
+        for key, n in dropped.items():
+            state, reason = key.split("\0")
+            conn.execute(BUMP_TOTAL, (state, reason, n))
+        return stored
+
+    # dispatcher
+
+    def claim(self, limit: int, lease_s: float, now: float) -> list[StoredEvent]:
+        """Lease up to `limit` due events (pending or lease-expired in_flight), oldest first."""
+        with self._write() as conn:
+            rows = conn.execute(
+                f"UPDATE events SET state = 'in_flight', next_attempt_at = ?, updated_at = ?"
+                f" WHERE id IN (SELECT id FROM events WHERE state IN ('pending', 'in_flight')"
+                f" AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?)"
+                f" RETURNING {COLUMNS}",
+                (now + lease_s, now, now, limit),
+            ).fetchall()
+        return sorted((row_to_stored(r) for r in rows), key=lambda s: s.id)
+
+    def _finish(self, ids: Sequence[int], sql: str, args: tuple, total: tuple | None) -> int:
+        changed = 0
+        with self._write() as conn:
+            for chunk in _chunks(list(ids)):
+                changed += conn.execute(
+                    sql.format(marks=_marks(len(chunk))), (*args, *chunk)
+                ).rowcount
+            if total is not None and changed:
+                conn.execute(BUMP_TOTAL, (*total, changed))
+        return changed
+
+    def ack(self, ids: Sequence[int], now: float) -> None:
+        """Mark claimed events delivered."""
+        sql = (
+            "UPDATE events SET state = 'delivered', reason = NULL, updated_at = ?"
+            " WHERE state = 'in_flight' AND id IN ({marks})"
+        )
+        self._finish(ids, sql, (now,), ("delivered", ""))
+
+    def retry(
+        self, ids: Sequence[int], at: float, error: str, now: float, charge: bool = True
+    ) -> None:
+        """Return claimed events to pending, due at `at`; `charge` adds one to their attempts."""
+        sql = (
+            "UPDATE events SET state = 'pending', next_attempt_at = ?, detail = ?,"
+            " attempts = attempts + ?, updated_at = ? WHERE state = 'in_flight' AND id IN ({marks})"
+        )
+        self._finish(ids, sql, (at, error, 1 if charge else 0, now), None)
+
+    def drop(self, ids: Sequence[int], reason: str, now: float, detail: str | None = None) -> None:
+        """End open events as dropped with a reason from the fixed vocabulary."""
+        sql = (
+            "UPDATE events SET state = 'dropped', reason = ?, detail = ?, updated_at = ?"
+            " WHERE state IN ('pending', 'held', 'in_flight') AND id IN ({marks})"
+        )
+        self._finish(ids, sql, (reason, detail, now), ("dropped", reason))
+
+    def dead(self, ids: Sequence[int], reason: str, now: float, detail: str | None = None) -> None:
+        """Dead-letter open events with a reason and detail for an operator."""
+        sql = (
+            "UPDATE events SET state = 'dead', reason = ?, detail = ?, updated_at = ?"
+            " WHERE state IN ('pending', 'held', 'in_flight') AND id IN ({marks})"
+        )
+        self._finish(ids, sql, (reason, detail, now), None)
+
+    def release_held(self, anonymous_id: str, user_id: str | None, now: float) -> int:
+        """Turn held events of an anonymousId back to pending, filling in the userId if known."""
+        with self._write() as conn:
+            return conn.execute(
+                "UPDATE events SET state = 'pending', user_id = COALESCE(user_id, ?),"
+                " next_attempt_at = ?, updated_at = ? WHERE state = 'held' AND anonymous_id = ?",
+                (user_id, now, now, anonymous_id),
+            ).rowcount
+
+    def expire_held(self, before: float, now: float) -> int:
+        """Drop held events received before `before` with reason `hold_expired`."""
+        with self._write() as conn:
+            n = conn.execute(
+                "UPDATE events SET state = 'dropped', reason = 'hold_expired', updated_at = ?"
+                " WHERE state = 'held' AND received_at < ?",
+                (now, before),
+            ).rowcount
+            if n:
+                conn.execute(BUMP_TOTAL, ("dropped", "hold_expired", n))
+        return n
+
+    # operators
+
+    def get(self, event_id: int) -> StoredEvent | None:
+        """Return one event by id."""
+        with self._read() as conn:
+            row = conn.execute(f"SELECT {COLUMNS} FROM events WHERE id = ?", (event_id,)).fetchone()
+        return row_to_stored(row) if row else None
+
+    def find(self, message_id: str) -> list[StoredEvent]:
+        """Return the stored events with this messageId (tests and operators)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {COLUMNS} FROM events WHERE message_id = ? ORDER BY id", (message_id,)
+            ).fetchall()
+        return [row_to_stored(r) for r in rows]
+
+    def dead_letters(
+        self, reason: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[StoredEvent]:
+        """List dead-lettered events, newest first."""
+        where, args = (
+            ("state = 'dead'", ())
+            if reason is None
+            else ("state = 'dead' AND reason = ?", (reason,))
+        )
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {COLUMNS} FROM events WHERE {where} ORDER BY updated_at DESC, id DESC"
+                " LIMIT ? OFFSET ?",
+                (*args, limit, offset),
+            ).fetchall()
+        return [row_to_stored(r) for r in rows]
+
+    def replay(self, ids: Sequence[int] | None, reason: str | None, now: float) -> int:
+        """Move dead events (these ids, or this reason, or all) to pending with attempts reset."""
+        sql = (
+            "UPDATE events SET state = 'pending', reason = NULL, attempts = 0,"
+            " next_attempt_at = ?, updated_at = ? WHERE state = 'dead'"
+        )
+        if ids is not None:
+            return self._finish(ids, sql + " AND id IN ({marks})", (now, now), None)
+        with self._write() as conn:
+            if reason is None:
+                return conn.execute(sql, (now, now)).rowcount
+            return conn.execute(sql + " AND reason = ?", (now, now, reason)).rowcount
+
+    def purge_dead(self, before: float) -> int:
+        """Delete dead events last updated before `before`; return how many."""
+        with self._write() as conn:
+            sql = "DELETE FROM events WHERE state = 'dead' AND updated_at < ?"
+            return conn.execute(sql, (before,)).rowcount
+
+    def compact(self, before: float) -> int:
+        """Delete delivered and dropped rows older than `before`; totals and dedupe survive."""
+        with self._write() as conn:
+            return conn.execute(
+                "DELETE FROM events WHERE state IN ('delivered', 'dropped') AND updated_at < ?",
+                (before,),
+            ).rowcount
+
+    def prune_dedupe(self, now: float) -> int:
+        """Forget messageIds older than the dedupe window; return how many."""
+        with self._write() as conn:
+            sql = "DELETE FROM dedupe WHERE received_at < ?"
+            return conn.execute(sql, (now - self.dedupe_window_s,)).rowcount
+
+    def counts(self, now: float) -> dict[str, Any]:
+        """Return counts by state and reason, and the age of the oldest pending event."""
+        out: dict[str, Any] = {
+            "pending": 0, "held": 0, "in_flight": 0, "delivered": 0, "dropped": {}, "dead": {},
+        }  # fmt: skip
+        with self._read() as conn:
+            conn.execute("BEGIN")
+            try:
+                for state, n in conn.execute(
+                    "SELECT state, COUNT(*) FROM events"
+                    " WHERE state IN ('pending', 'held', 'in_flight') GROUP BY state"
+                ):
+                    out[state] = n
+                for reason, n in conn.execute(
+                    "SELECT reason, COUNT(*) FROM events WHERE state = 'dead' GROUP BY reason"
+                ):
+                    out["dead"][reason or "unknown"] = n
+                for state, reason, n in conn.execute("SELECT state, reason, n FROM outcome_totals"):
+                    if state == "delivered":
+                        out["delivered"] += n
+                    else:
+                        out["dropped"][reason] = n
+                oldest = conn.execute(
+                    "SELECT MIN(received_at) FROM events WHERE state = 'pending'"
+                ).fetchone()[0]
+            finally:
+                conn.execute("COMMIT")
+        out["oldest_pending_s"] = max(0.0, now - oldest) if oldest is not None else 0.0
+        return out
+
+    def ping(self) -> None:
+        """Raise when the store is not writable."""
+        with self._write() as conn:
+            conn.execute("SELECT 1 FROM outcome_totals LIMIT 1").fetchall()
+
+    def close(self) -> None:
+        """Stop the writer thread and close this process's connection."""
+        self._committer.close()
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

@@ -1,0 +1,199 @@
+"""The SQLite outbox keeps the Store contract: durable adds, dedupe, claims, outcomes, counts."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from app.outbox.sqlite import SqliteStore
+from app.outbox.store import Event
+from app.outbox.store import Routed
+from app.outbox.store import State
+
+T0 = 1_700_000_000.0
+
+
+def event(mid: str, *, anonymous_id: str | None = "anon-1", user_id: str | None = None) -> Event:
+    payload = {"type": "track", "event": "Signed Up", "messageId": mid}
+    return Event(mid, "track", "key_server", "server", T0, "2023-11-14T22:13:20.000Z",
+                 user_id, anonymous_id, payload)  # fmt: skip
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = SqliteStore(tmp_path / "outbox.db", dedupe_window_s=3600)
+    yield s
+    s.close()
+
+
+def add(store: SqliteStore, *mids: str, state: State = State.PENDING, reason=None, now=T0):
+    return store.add([Routed(event(m), state, reason) for m in mids], now)
+
+
+def test_add_stores_events_and_reports_duplicates(store):
+    assert add(store, "m1", "m2") == [True, True]
+    assert add(store, "m2", "m3", "m3") == [False, True, False]
+    assert store.counts(T0)["pending"] == 3
+    stored = store.find("m1")[0]
+    assert stored.event.payload["event"] == "Signed Up"
+    assert stored.state is State.PENDING
+
+
+def test_a_message_id_is_new_again_after_the_dedupe_window(store):
+    add(store, "m1")
+    assert add(store, "m1", now=T0 + 3599) == [False]
+    assert add(store, "m1", now=T0 + 3601) == [True]
+
+
+def test_dedupe_survives_compaction_of_delivered_rows(store):
+    add(store, "m1")
+    claimed = store.claim(10, 60, T0)
+    store.ack([c.id for c in claimed], T0)
+    assert store.compact(T0 + 1) == 1
+    assert add(store, "m1", now=T0 + 10) == [False]
+    assert store.counts(T0 + 10)["delivered"] == 1
+
+
+def test_claim_leases_due_events_oldest_first_and_expired_leases_return(store):
+    add(store, "a", "b", "c")
+    first = store.claim(2, lease_s=30, now=T0)
+    assert [c.event.message_id for c in first] == ["a", "b"]
+    assert all(c.state is State.IN_FLIGHT for c in first)
+    assert [c.event.message_id for c in store.claim(10, 30, T0)] == ["c"]
+    assert store.claim(10, 30, T0 + 29) == []
+    again = store.claim(10, 30, T0 + 31)
+    assert sorted(c.event.message_id for c in again) == ["a", "b", "c"]
+
+
+def test_retry_reschedules_and_charges_an_attempt(store):
+    add(store, "a")
+    [c] = store.claim(1, 30, T0)
+    store.retry([c.id], at=T0 + 100, error="604 timeout", now=T0)
+    assert store.claim(1, 30, T0 + 99) == []
+    [again] = store.claim(1, 30, T0 + 100)
+    assert again.attempts == 1
+    assert again.detail == "604 timeout"
+    store.retry([again.id], at=T0 + 100, error="601", now=T0 + 100, charge=False)
+    assert store.get(again.id).attempts == 1
+
+
+def test_outcomes_are_counted_by_reason_and_survive_compaction(store):
+    add(store, "a", "b", "c", "d")
+    add(store, "e", state=State.DROPPED, reason="event_not_mapped")
+    ids = [c.id for c in store.claim(10, 30, T0)]
+    store.ack(ids[:1], T0)
+    store.drop(ids[1:2], "disabled_by_integrations", T0)
+    store.dead(ids[2:3], "marketo_1006", T0, detail="field not found")
+    counts = store.counts(T0 + 5)
+    assert counts["delivered"] == 1
+    assert counts["in_flight"] == 1
+    assert counts["dropped"] == {"event_not_mapped": 1, "disabled_by_integrations": 1}
+    assert counts["dead"] == {"marketo_1006": 1}
+    store.compact(T0 + 1)
+    assert store.counts(T0 + 5)["dropped"] == counts["dropped"]
+    assert store.counts(T0 + 5)["delivered"] == 1
+
+
+def test_ack_of_an_event_no_longer_in_flight_counts_nothing(store):
+    add(store, "a")
+    [c] = store.claim(1, 30, T0)
+    store.ack([c.id], T0)
+    store.ack([c.id], T0)
+    store.drop([c.id], "late", T0)
+    assert store.counts(T0)["delivered"] == 1
+    assert store.counts(T0)["dropped"] == {}
+
+
+def test_held_events_are_released_by_anonymous_id_and_expire(store):
+    store.add([Routed(event("h1", anonymous_id="x"), State.HELD)], T0)
+    store.add([Routed(event("h2", anonymous_id="y"), State.HELD)], T0)
+    assert store.claim(10, 30, T0) == []
+    assert store.release_held("x", "user-7", T0 + 1) == 1
+    [c] = store.claim(10, 30, T0 + 1)
+    assert c.event.message_id == "h1"
+    assert c.event.user_id == "user-7"
+    assert store.expire_held(before=T0 + 1, now=T0 + 2) == 1
+    assert store.counts(T0 + 2)["dropped"] == {"hold_expired": 1}
+    assert store.counts(T0 + 2)["held"] == 0
+
+
+def test_dead_letters_list_replay_and_purge(store):
+    add(store, "a", "b", "c")
+    ids = [c.id for c in store.claim(10, 30, T0)]
+    store.dead(ids[:2], "marketo_1006", T0, "bad field")
+    store.dead(ids[2:], "bad_property_type", T0 + 1, "price not a number")
+    assert [d.event.message_id for d in store.dead_letters()] == ["c", "b", "a"]
+    assert [d.id for d in store.dead_letters(reason="marketo_1006")] == ids[1::-1]
+    assert store.replay(None, "bad_property_type", T0 + 2) == 1
+    assert store.get(ids[2]).state is State.PENDING
+    assert store.get(ids[2]).attempts == 0
+    assert store.replay([ids[0]], None, T0 + 2) == 1
+    assert store.purge_dead(before=T0 + 1) == 1
+    assert store.get(ids[1]) is None
+    assert store.counts(T0 + 3)["dead"] == {}
+
+
+def test_oldest_pending_age(store):
+    assert store.counts(T0)["oldest_pending_s"] == 0.0
+    add(store, "a")
+    assert store.counts(T0 + 42)["oldest_pending_s"] == pytest.approx(42.0)
+
+
+def test_concurrent_adds_share_commits_and_all_land(store):
+    barrier = threading.Barrier(16)
+    results: list[list[bool]] = []
+
+    def worker(n: int) -> None:
+        barrier.wait()
+        for i in range(20):
+            results.append(add(store, f"t{n}-{i}"))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r == [True] for r in results) and len(results) == 320
+    assert store.counts(T0)["pending"] == 320
+    assert store._committer.commits < 320
+
+
+def test_two_stores_on_one_file_never_claim_the_same_event(tmp_path):
+    one, two = SqliteStore(tmp_path / "o.db"), SqliteStore(tmp_path / "o.db")
+    try:
+        one.add([Routed(event(f"m{i}")) for i in range(200)], T0)
+        seen: list[int] = []
+
+        def drain(s: SqliteStore) -> None:
+            while batch := s.claim(7, 60, T0):
+                seen.extend(c.id for c in batch)
+
+        threads = [threading.Thread(target=drain, args=(s,)) for s in (one, two, one, two)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(seen) == 200 and len(set(seen)) == 200
+    finally:
+        one.close()
+        two.close()
+
+
+def test_file_is_wal_with_full_sync(store):
+    conn = sqlite3.connect(store.path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
+    with store._read() as conn:
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
+def test_ping_succeeds_on_a_writable_store_and_close_refuses_adds(store):
+    store.ping()
+    store.close()
+    with pytest.raises(Exception, match="closed"):
+        add(store, "late")
