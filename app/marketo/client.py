@@ -1,0 +1,382 @@
+"""The Marketo REST client: one session, one call per method, every failure turned into a class.
+
+The client never retries and never waits: the dispatcher owns both. Other areas (lists, campaigns,
+bulk, merge) add endpoints in their own modules on top of `MarketoClient.request`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from typing import Protocol
+from urllib.parse import urlencode
+
+import requests
+
+from app.marketo.errors import CredentialsRejected
+from app.marketo.errors import MarketoError
+from app.marketo.errors import RateLimited
+from app.marketo.errors import RequestRejected
+from app.marketo.errors import TokenInvalid
+from app.marketo.errors import Transient
+from app.marketo.errors import classify
+from app.outbox.shared import Token
+from app.ratelimit import quota_resets_at
+from app.retry import parse_retry_after
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Refresh a token this long before Marketo says it expires (marketo-reference §1.3).
+TOKEN_REFRESH_MARGIN_S = 60.0
+# A token fetched this recently is used even when short-lived (Marketo reuses a dying token).
+TOKEN_REUSE_S = 5.0
+# Marketo answers 414 above 8 KB of URI; tunnel GETs whose query passes this as POST ?_method=GET.
+TUNNEL_QUERY_BYTES = 7000
+# Connecting should be quick; the read timeout comes from settings (`limits.timeout_s`).
+MAX_CONNECT_TIMEOUT_S = 10.0
+# When a 429 or 5xx carries no Retry-After, the limiter pauses this long on 429.
+DEFAULT_429_PAUSE_S = 20.0
+
+Observer = Callable[[str, str, float], None]
+
+
+class TokenCache(Protocol):
+    """Where access tokens live; `SharedState` is one, so processes fetch one token between them."""
+
+    def get_token(self, key: str) -> Token | None:
+        """Return the cached token."""
+
+    def put_token(self, key: str, token: Token) -> None:
+        """Cache a token."""
+
+    def drop_token(self, key: str, value: str) -> None:
+        """Forget the token if it is still `value`."""
+
+
+class Limiter(Protocol):
+    """Grants call slots within the shared budget; raises RateLimited/QuotaExhausted to refuse."""
+
+    def acquire(self) -> object:
+        """Return a slot handle once a call may start."""
+
+    def release(self, slot: object, counted: bool) -> None:
+        """Return the slot; `counted=False` when Marketo did not charge the call."""
+
+
+class MemoryTokens:
+    """A per-process token cache for scripts that have no store."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, Token] = {}
+
+    def get_token(self, key: str) -> Token | None:
+        """Return the cached token."""
+        return self._tokens.get(key)
+
+    def put_token(self, key: str, token: Token) -> None:
+        """Cache a token."""
+        self._tokens[key] = token
+
+    def drop_token(self, key: str, value: str) -> None:
+        """Forget the token if it is still `value`."""
+        if key in self._tokens and self._tokens[key].value == value:
+            del self._tokens[key]
+
+
+@dataclass(frozen=True)
+class LeadPage:
+    """One page of leads read by filter."""
+
+    rows: list[dict[str, Any]]
+    next_page_token: str | None
+
+
+def endpoint_name(path: str) -> str:
+    """Return a path with numeric ids replaced by `{id}`, for metrics labels."""
+    return re.sub(r"/\d+(?=/|\.json|$)", "/{id}", path.split("?", 1)[0])
+
+
+class MarketoClient:
+    """Calls Marketo's REST API for one instance, as configured by `settings`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        tokens: TokenCache | None = None,
+        limiter: Limiter | None = None,
+        clock: Callable[[], float] = time.time,
+        session: requests.Session | None = None,
+        observer: Observer | None = None,
+    ) -> None:
+        self.settings = settings
+        self._tokens = tokens if tokens is not None else MemoryTokens()
+        self._limiter = limiter
+        self._clock = clock
+        self._session = session or requests.Session()
+        self._observer = observer
+        self._token_lock = threading.Lock()
+        self._token_key = f"{settings.identity_url}|{settings.client_id}"
+        read = float(settings.limits.timeout_s)
+        self.timeout = (min(MAX_CONNECT_TIMEOUT_S, read), read)
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self._session.close()
+
+    # Authentication ------------------------------------------------------------------------
+    def token(self) -> str:
+        """Return a valid access token, from the shared cache or fetched with client credentials.
+
+        :raises CredentialsRejected: the identity endpoint refused the client id/secret.
+        :raises Transient: the identity endpoint failed or could not be reached.
+        """
+        cached = self._usable(self._tokens.get_token(self._token_key))
+        if cached is not None:
+            return cached
+        with self._token_lock:
+            cached = self._usable(self._tokens.get_token(self._token_key))
+            if cached is not None:
+                return cached
+            return self._fetch_token()
+
+    def token_age(self) -> float | None:
+        """Return seconds since the cached token was first fetched, or None without one."""
+        token = self._tokens.get_token(self._token_key)
+        return None if token is None else max(0.0, self._clock() - token.fetched_at)
+
+    def _usable(self, token: Token | None) -> str | None:
+        if token is None:
+            return None
+        now = self._clock()
+        if token.expires_at - now > TOKEN_REFRESH_MARGIN_S:
+            return token.value
+        if now - token.fetched_at < TOKEN_REUSE_S and token.expires_at > now:
+            return token.value
+        return None
+
+    def _fetch_token(self) -> str:
+        if not self.settings.has_credentials:
+            raise CredentialsRejected("no client_id/client_secret configured", marketo_code="401")
+        url = self.settings.identity_url.rstrip("/") + "/oauth/token"
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self.settings.client_id,
+            "client_secret": self.settings.client_secret,
+        }
+        started = self._clock()
+        try:
+            resp = self._session.post(url, data=form, timeout=self.timeout)
+        except requests.RequestException as exc:
+            self._observe("/identity/oauth/token", "transport", started)
+            raise Transient(f"identity endpoint unreachable: {type(exc).__name__}") from exc
+        self._observe("/identity/oauth/token", str(resp.status_code), started)
+        if resp.status_code in (400, 401, 403):
+            raise CredentialsRejected(
+                f"identity endpoint refused the credentials (HTTP {resp.status_code})",
+                marketo_code=str(resp.status_code),
+            )
+        if resp.status_code >= 400:
+            raise Transient(
+                f"identity endpoint answered HTTP {resp.status_code}",
+                marketo_code=str(resp.status_code),
+                retry_after=parse_retry_after(resp.headers.get("Retry-After"), self._clock()),
+            )
+        try:
+            body = resp.json()
+            value = str(body["access_token"])
+            expires_in = float(body.get("expires_in", 0))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise Transient("identity endpoint sent no token") from exc
+        if expires_in <= 0:
+            raise Transient("identity endpoint sent an expired token", retry_after=1.0)
+        now = self._clock()
+        self._tokens.put_token(self._token_key, Token(value, now + expires_in, now))
+        logger.info("fetched a Marketo access token valid for %.0f s", expires_in)
+        return value
+
+    # The one generic call ------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Mapping[str, Any] | None = None,
+        files: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Make one call to `path` (under the REST host) and return its checked envelope.
+
+        Takes a limiter slot, sends the token as a Bearer header, tunnels long GETs, and raises
+        the `MarketoError` subclass matching any HTTP-, transport- or response-level failure.
+        """
+        if method.upper() == "GET" and params and len(urlencode(params)) > TUNNEL_QUERY_BYTES:
+            method, data, params = "POST", dict(params), {"_method": "GET"}
+        token = self.token()
+        url = self.settings.rest_base_url.rstrip("/") + "/" + path.lstrip("/")
+        read = float(timeout) if timeout is not None else self.timeout[1]
+        slot = self._limiter.acquire() if self._limiter is not None else None
+        counted = True
+        label = "transport"
+        started = self._clock()
+        try:
+            try:
+                resp = self._session.request(
+                    method.upper(),
+                    url,
+                    params=params,
+                    json=json,
+                    data=data,
+                    files=files,
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=(min(self.timeout[0], read), read),
+                )
+            except requests.ConnectTimeout as exc:
+                counted = False
+                raise Transient(f"connect timeout to {path}") from exc
+            except requests.ConnectionError as exc:
+                counted = False
+                raise Transient(f"connection to {path} failed") from exc
+            except requests.Timeout as exc:
+                raise Transient(
+                    f"no answer from {path} in {read:.0f} s", maybe_applied=True
+                ) from exc
+            except requests.RequestException as exc:
+                raise Transient(f"request to {path} failed: {type(exc).__name__}") from exc
+            label = str(resp.status_code)
+            body = self._http_level(resp, path)
+            if not body.get("success", False):
+                counted = False  # Marketo charges neither rate nor quota for errored requests
+                error = self._response_level(body, token)
+                label = error.marketo_code
+                raise error
+            label = "success"
+            return body
+        finally:
+            if slot is not None and self._limiter is not None:
+                self._limiter.release(slot, counted)
+            self._observe(path, label, started)
+
+    def _http_level(self, resp: requests.Response, path: str) -> dict[str, Any]:
+        status = resp.status_code
+        now = self._clock()
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"), now)
+        if status == 401:
+            raise TokenInvalid(f"HTTP 401 from {path}", marketo_code="601")
+        if status == 429:
+            pause = retry_after if retry_after is not None else DEFAULT_429_PAUSE_S
+            raise RateLimited(f"HTTP 429 from {path}", retry_after=pause, marketo_code="606")
+        if status >= 500:
+            raise Transient(
+                f"HTTP {status} from {path}", retry_after=retry_after, marketo_code=str(status)
+            )
+        if status >= 400:
+            raise RequestRejected(f"HTTP {status} from {path}", marketo_code=str(status))
+        try:
+            body = resp.json()
+        except ValueError as exc:
+            raise Transient(f"non-JSON answer from {path}", marketo_code=str(status)) from exc
+        if not isinstance(body, dict):
+            raise Transient(f"unexpected answer from {path}", marketo_code=str(status))
+        return body
+
+    def _response_level(self, body: Mapping[str, Any], token: str) -> MarketoError:
+        errors = body.get("errors") or [{"code": "", "message": "success:false without errors"}]
+        first = errors[0] if isinstance(errors[0], Mapping) else {"message": str(errors[0])}
+        code = str(first.get("code", ""))
+        error = classify(
+            code,
+            str(first.get("message", "")),
+            request_id=body.get("requestId"),
+            resets_at=quota_resets_at(self._clock(), self.settings.limits.quota_reset_tz),
+        )
+        if isinstance(error, TokenInvalid):
+            self._tokens.drop_token(self._token_key, token)
+        logger.warning("Marketo refused a request: %s (requestId %s)", error, body.get("requestId"))
+        return error
+
+    def _observe(self, path: str, label: str, started: float) -> None:
+        if self._observer is not None:
+            self._observer(endpoint_name(path), label, max(0.0, self._clock() - started))
+
+    # Endpoints used by delivery and validation ----------------------------------------------
+    def sync_leads(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        action: str = "createOrUpdate",
+        lookup_field: str = "email",
+        partition: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Create or update up to 300 leads; return one result row per record, in order."""
+        body: dict[str, Any] = {
+            "action": action,
+            "lookupField": lookup_field,
+            "input": list(records),
+        }
+        if partition and action != "updateOnly":
+            body["partitionName"] = partition
+        return list(self.request("POST", "/rest/v1/leads.json", json=body).get("result") or [])
+
+    def leads_by_filter(
+        self,
+        filter_type: str,
+        values: Sequence[str],
+        fields: Sequence[str],
+        next_page_token: str | None = None,
+    ) -> LeadPage:
+        """Read one page of leads whose `filter_type` is one of up to 300 `values`."""
+        params: dict[str, Any] = {
+            "filterType": filter_type,
+            "filterValues": ",".join(values),
+            "fields": ",".join(fields),
+            "batchSize": 300,
+        }
+        if next_page_token:
+            params["nextPageToken"] = next_page_token
+        body = self.request("GET", "/rest/v1/leads.json", params=params)
+        return LeadPage(list(body.get("result") or []), body.get("nextPageToken") or None)
+
+    def associate(self, lead_id: int, cookie: str) -> None:
+        """Tie a Munchkin `_mkto_trk` cookie (and its anonymous history) to a lead."""
+        self.request(
+            "POST", f"/rest/v1/leads/{int(lead_id)}/associate.json", params={"cookie": cookie}
+        )
+
+    def add_activities(self, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Add up to 300 custom activities; return one result row per item, in order."""
+        body = self.request(
+            "POST", "/rest/v1/activities/external.json", json={"input": list(items)}
+        )
+        return list(body.get("result") or [])
+
+    def describe2(self) -> dict[str, Any]:
+        """Return the lead schema (fields and searchable fields)."""
+        result = self.request("GET", "/rest/v1/leads/describe2.json").get("result") or [{}]
+        return dict(result[0])
+
+    def activity_types(self) -> list[dict[str, Any]]:
+        """Return the custom activity types."""
+        return list(
+            self.request("GET", "/rest/v1/activities/external/types.json").get("result") or []
+        )
+
+    def describe_activity_type(self, api_name: str) -> dict[str, Any]:
+        """Return one custom activity type with its primary attribute and attributes."""
+        path = f"/rest/v1/activities/external/type/{api_name}/describe.json"
+        result = self.request("GET", path).get("result") or [{}]
+        return dict(result[0])
+
+    def usage(self) -> list[dict[str, Any]]:
+        """Return today's API usage as Marketo counts it."""
+        return list(self.request("GET", "/rest/v1/stats/usage.json").get("result") or [])
