@@ -1,0 +1,119 @@
+"""Routes served to browsers: the loader, the form config, the associateLead hash; and tokens."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint
+from flask import Response
+from flask import current_app
+from flask import g
+from flask import jsonify
+from flask import request
+
+from app.browser import loader
+from app.browser import tokens
+from app.errors import BadRequest
+from app.errors import Conflict
+from app.errors import GatewayError
+from app.errors import TooManyRequests
+from app.http import IpRateLimiter
+from app.http import apply_cors
+from app.http import browser_key_from
+from app.http import check_origin
+from app.http import current_settings
+from app.http import preflight_response
+from app.http import read_json_body
+from app.http import server_key_from_auth
+
+bp = Blueprint("browser", __name__)
+
+# Browsers and CDNs may reuse a loader this long; a settings change shows within 5 minutes.
+LOADER_MAX_AGE_S = 300
+
+# /v1/hash per (key, IP): a page needs one hash per identify, so 10 a minute is generous,
+# and it slows anyone probing tokens.
+HASH_RATE = (10, 60.0)
+
+# Bodies of /v1/hash and /v1/identity-tokens are a few hundred bytes.
+MAX_SMALL_BODY = 4096
+
+
+def wall_clock() -> float:
+    """Return the time tokens are signed and checked with (`WALL_CLOCK` in tests)."""
+    return (current_app.config.get("WALL_CLOCK") or time.time)()
+
+
+def gateway_url() -> str:
+    """Return the gateway's public base URL: `public_url`, else the URL this request came to."""
+    return current_settings().public_url or request.host_url.rstrip("/")
+
+
+def _js_comment(status: int, message: str) -> Response:
+    body = f"/* gateway: {message} */\n"
+    return Response(body, status=status, content_type="text/javascript; charset=utf-8")
+
+
+@bp.after_request
+def _cors(response: Response) -> Response:
+    """Answer browsers with CORS for the key the request named, errors included."""
+    return apply_cors(response, g.get("browser_key"))
+
+
+@bp.get("/v1/loader.js")
+def loader_js() -> Response:
+    """Serve the library with this key's public config; cacheable, 304 on a matching ETag."""
+    try:
+        settings = current_settings()
+        key = browser_key_from(settings, request.args.get("k"))
+    except GatewayError as exc:
+        return _js_comment(404 if exc.status < 500 else exc.status, exc.message)
+    body = loader.render_loader(settings, key, gateway_url())
+    response = Response(body, content_type="text/javascript; charset=utf-8")
+    response.set_etag(loader.etag_for(body))
+    response.cache_control.public = True
+    response.cache_control.max_age = LOADER_MAX_AGE_S
+    return response.make_conditional(request)
+
+
+@bp.get("/v1/form-config")
+def form_config() -> Response:
+    """Return the Forms 2.0 background-submission config as JSON."""
+    settings = current_settings()
+    g.browser_key = browser_key_from(settings, request.args.get("k"))
+    return jsonify(loader.form_config(settings))
+
+
+@bp.route("/v1/hash", methods=["POST", "OPTIONS"])
+def munchkin_hash() -> Response:
+    """Exchange an identity token for its email and the associateLead hash."""
+    settings = current_settings()
+    if request.method == "OPTIONS":
+        return preflight_response([k for k in settings.keys if k.kind == "browser"])
+    body = read_json_body(MAX_SMALL_BODY)
+    if not isinstance(body, dict):
+        raise BadRequest("send a JSON object {k, token}")
+    key = browser_key_from(settings, body.get("k"))
+    g.browser_key = key
+    check_origin(key)
+    limiter: IpRateLimiter = current_app.extensions["hash_rate_limiter"]
+    wait = limiter.hit(key.id, request.remote_addr or "-", HASH_RATE)
+    if wait > 0:
+        raise TooManyRequests("too many hash requests from this address", retry_after=wait)
+    if settings.identify_mode != "associate_lead" or not settings.api_private_key:
+        raise Conflict("identify_mode is not associate_lead", code="wrong_identify_mode")
+    email = tokens.verify(settings.secret_key, body.get("token"), clock=wall_clock)
+    return jsonify({"email": email, "hash": tokens.munchkin_hash(settings.api_private_key, email)})
+
+
+@bp.post("/v1/identity-tokens")
+def identity_tokens() -> Response:
+    """Mint an identity token for one email (site back ends, server key)."""
+    settings = current_settings()
+    server_key_from_auth(settings)
+    body = read_json_body(MAX_SMALL_BODY)
+    if not isinstance(body, dict):
+        raise BadRequest("send a JSON object {email}")
+    ttl = body.get("ttl", tokens.DEFAULT_TTL_S)
+    minted = tokens.mint(settings.secret_key, body.get("email"), ttl, clock=wall_clock)
+    return jsonify(minted.as_json())
