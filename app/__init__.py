@@ -14,6 +14,7 @@ from app import cli
 from app import health
 from app import http
 from app import ingest
+from app import lists_api
 from app import ops
 from app import outbox
 from app import worker
@@ -41,5 +42,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     ingest.init_app(app)
     browser.init_app(app)
     ops.init_app(app)
+    lists_api.init_app(app)
     worker.init_app(app)
     return app

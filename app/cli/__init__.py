@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from app.cli import backoffice as backoffice_cli
 from app.cli.config import config_cli
 from app.cli.demo import demo_command
 from app.cli.keys import keys_cli
@@ -14,3 +15,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(config_cli)
     app.cli.add_command(keys_cli)
     app.cli.add_command(demo_command)
+    backoffice_cli.init_app(app)

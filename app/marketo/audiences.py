@@ -17,6 +17,17 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
+from app.errors import GatewayError
+from app.marketo.errors import MarketoError
+from app.marketo.errors import Retryable
+from app.marketo.errors import record_error
+from app.marketo.list_members import LeadWrite
+from app.marketo.list_members import key_of
+from app.marketo.list_members import resolve
+from app.marketo.lists import ListDirectory
+from app.marketo.lists import Requester
+from app.marketo.lists import add_leads
+from app.marketo.lists import remove_leads
 from app.settings import ListsSettings
 
 log = logging.getLogger(__name__)
@@ -149,3 +160,66 @@ def net_changes(changes: Iterable[MembershipChange]) -> dict[tuple[str, str], bo
     for change in changes:
         final[(change.list_name, change.email.lower())] = change.add
     return final
+
+
+def apply_changes(
+    client: Requester,
+    directory: ListDirectory,
+    changes: list[MembershipChange],
+    *,
+    create_leads: bool = True,
+    write: LeadWrite | None = None,
+) -> dict[Any, GatewayError | None]:
+    """Make the membership calls for a batch; return per event None (done) or why not.
+
+    Emails are resolved (and missing leads created when `create_leads`) in one pass, each list
+    gets at most one add and one remove call per 300 leads with the last wish per lead winning,
+    and a row Marketo skipped fails only the events that asked for that lead. A retryable
+    failure (rate limit, quota, outage) stops the pass and is returned for every event not done.
+    """
+    outcome: dict[Any, GatewayError | None] = {}
+
+    def fail(event_ids: Any, exc: GatewayError) -> None:
+        for event_id in event_ids:
+            if outcome.get(event_id) is None:
+                outcome[event_id] = exc
+
+    if not changes:
+        return outcome
+    try:
+        leads = resolve(
+            client, "email", [c.email for c in changes], create_missing=create_leads, write=write
+        )
+    except MarketoError as exc:
+        fail({c.event_id for c in changes}, exc)
+        return outcome
+    by_list: dict[str, list[MembershipChange]] = {}
+    for change in changes:
+        by_list.setdefault(change.list_name, []).append(change)
+    pending = list(by_list.items())
+    for index, (name, list_changes) in enumerate(pending):
+        try:
+            list_id = directory.list_id(name)
+            final: dict[int, bool] = {}
+            for change in list_changes:
+                lead = leads[key_of("email", change.email)]
+                if isinstance(lead, MarketoError):
+                    fail([change.event_id], lead)
+                else:
+                    final[lead] = change.add
+            rows = add_leads(client, list_id, [lead for lead, add in final.items() if add])
+            rows.update(remove_leads(client, list_id, [ld for ld, add in final.items() if not add]))
+        except Retryable as exc:
+            fail({c.event_id for _, group in pending[index:] for c in group}, exc)
+            break
+        except GatewayError as exc:
+            fail({c.event_id for c in list_changes}, exc)
+            continue
+        for change in list_changes:
+            lead = leads[key_of("email", change.email)]
+            row = rows.get(lead) if isinstance(lead, int) else None
+            if row is not None and not row.ok:
+                fail([change.event_id], record_error(list(row.reasons)))
+    for change in changes:
+        outcome.setdefault(change.event_id, None)
+    return outcome

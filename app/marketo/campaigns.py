@@ -150,3 +150,29 @@ def run(
         for event_id in members:
             outcome.setdefault(event_id, None)
     return outcome
+
+
+def token_name(name: str) -> str:
+    """Return a token's full name: `plan` and `my.plan` both become `{{my.plan}}`."""
+    name = name.strip()
+    if name.startswith("{{") and name.endswith("}}"):
+        return name
+    return "{{" + (name if name.startswith("my.") else f"my.{name}") + "}}"
+
+
+def request_campaign(
+    client: Requester, campaign_id: int, lead_ids: Sequence[int], tokens: Mapping[str, str]
+) -> int:
+    """Run a trigger campaign for any number of leads with one token set; return calls made.
+
+    :raises MarketoError: a call failed; leads in earlier calls were already requested.
+    """
+    token_set: Tokens = tuple(sorted((token_name(k), str(v)) for k, v in tokens.items()))
+    if len(token_set) > MAX_TOKENS_PER_TRIGGER:
+        raise ValueError(f"at most {MAX_TOKENS_PER_TRIGGER} tokens per request")
+    unique = list(dict.fromkeys(int(i) for i in lead_ids))
+    calls = 0
+    for part in chunks(unique, MAX_LEADS_PER_TRIGGER):
+        trigger(client, TriggerCall(int(campaign_id), token_set, tuple(part)))
+        calls += 1
+    return calls
