@@ -214,11 +214,13 @@ class MarketoClient:
         data: Mapping[str, Any] | None = None,
         files: Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        raw: bool = False,
     ) -> dict[str, Any]:
         """Make one call to `path` (under the REST host) and return its checked envelope.
 
         Takes a limiter slot, sends the token as a Bearer header, tunnels long GETs, and raises
         the `MarketoError` subclass matching any HTTP-, transport- or response-level failure.
+        With `raw`, a successful non-JSON answer (bulk failure CSVs) comes back as `{"text"}`.
         """
         if method.upper() == "GET" and params and len(urlencode(params)) > TUNNEL_QUERY_BYTES:
             method, data, params = "POST", dict(params), {"_method": "GET"}
@@ -254,6 +256,9 @@ class MarketoClient:
             except requests.RequestException as exc:
                 raise Transient(f"request to {path} failed: {type(exc).__name__}") from exc
             label = str(resp.status_code)
+            if raw and resp.ok and "json" not in resp.headers.get("Content-Type", ""):
+                label = "success"
+                return {"success": True, "text": resp.text}
             body = self._http_level(resp, path)
             if not body.get("success", False):
                 counted = False  # Marketo charges neither rate nor quota for errored requests
