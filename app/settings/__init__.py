@@ -14,7 +14,7 @@ from app.settings.model import ListsSettings
 from app.settings.model import Settings
 from app.settings.model import SourceKey
 from app.settings.model import hash_secret
-from app.settings.schema import parse
+from app.settings.parse import parse
 from app.settings.schema import validate
 from app.settings.store import SettingsFileError
 from app.settings.store import SettingsHolder

@@ -17,7 +17,7 @@ from typing import Any
 
 from app.errors import SettingsInvalid
 from app.settings.model import Settings
-from app.settings.schema import parse
+from app.settings.parse import parse
 from app.settings.schema import validate
 
 # Environment variables that win over the file, each naming the setting it fills.
