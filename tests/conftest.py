@@ -13,7 +13,7 @@ from app import create_app
 from app.settings import hash_secret
 
 # Fixture plugins owned by each area of the test suite.
-pytest_plugins: list[str] = ["tests.fixtures_stores"]
+pytest_plugins: list[str] = ["tests.fixtures_stores", "tests.fixtures_intake"]
 
 SERVER_KEY = "sk_test_server_key_0123456789"
 BROWSER_KEY = "bk_test_browser_key"

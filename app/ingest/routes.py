@@ -1,0 +1,202 @@
+"""Intake routes: the Segment server API (HTTP Basic) and browser beacons (writeKey in the body).
+
+Every route is a few lines: authenticate, read the body, then `accept`, which validates each
+message through the one normaliser, routes it, and commits the lot before answering.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint
+from flask import Response
+from flask import current_app
+from flask import g
+from flask import jsonify
+from flask import request
+
+from app.errors import InvalidEvent
+from app.http import apply_cors
+from app.http import browser_key_from
+from app.http import check_ip_rate
+from app.http import check_origin
+from app.http import current_settings
+from app.http import preflight_response
+from app.http import read_json_body
+from app.http import server_key_from_auth
+from app.ingest.routing import identity_link
+from app.ingest.routing import route
+from app.ingest.validate import SHORT_TYPES
+from app.ingest.validate import iso_utc
+from app.ingest.validate import normalise
+from app.ops.metrics import intake_metrics
+from app.outbox import get_store
+from app.outbox.store import Routed
+from app.outbox.store import State
+from app.settings import Settings
+from app.settings import SourceKey
+
+bp = Blueprint("ingest", __name__)
+
+# The answer to almost every request, built once.
+SUCCESS_BODY = b'{"success":true}\n'
+
+
+def accept(
+    settings: Settings, key: SourceKey, items: list[Any], route_type: str | None, single: bool
+) -> Response:
+    """Validate, route and durably commit messages; answer once the commit has returned.
+
+    A single message that breaks a rule is a 400; in a batch the valid items are stored and the
+    others listed under `rejected`, unless none is valid (400 with the list).
+    """
+    now = time.time()
+    received_iso = iso_utc(datetime.fromtimestamp(now, UTC))
+    max_event = settings.intake.max_event_bytes
+    routed: list[Routed] = []
+    rejected: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            event = normalise(
+                item, route_type=route_type, key_id=key.id, key_kind=key.kind,
+                received_at=now, received_iso=received_iso, max_event_bytes=max_event,
+            )  # fmt: skip
+        except InvalidEvent as exc:
+            if single:
+                raise
+            rejected.append({"index": index, "code": exc.code, "message": exc.message})
+            continue
+        routed.append(route(event, settings))
+    metrics = intake_metrics(current_app)
+    for entry in rejected:
+        metrics.rejected.labels(entry["code"]).inc()
+    if not routed:
+        response = jsonify(
+            {
+                "success": False,
+                "error": {"code": "invalid_batch", "message": "no event in the batch is valid"},
+                "rejected": rejected,
+            }
+        )
+        response.status_code = 400
+        g.counted = True
+        return response
+    store = get_store()
+    store.dedupe_window_s = settings.intake.dedupe_window_h * 3600.0  # type: ignore[attr-defined]
+    stored = store.add(routed, now)
+    _after_commit(store, routed, stored, settings, now)
+    by_label: dict[tuple[str, str], int] = {}
+    for item, is_new in zip(routed, stored, strict=True):
+        if is_new:
+            label = (item.event.type, key.kind)
+            by_label[label] = by_label.get(label, 0) + 1
+    for label, n in by_label.items():
+        metrics.accepted.labels(*label).inc(n)
+    if len(routed) - sum(by_label.values()):
+        metrics.duplicates.inc(len(routed) - sum(by_label.values()))
+    if rejected:
+        return jsonify({"success": True, "rejected": rejected})
+    return current_app.response_class(SUCCESS_BODY, mimetype="application/json")
+
+
+def _after_commit(
+    store: Any, routed: list[Routed], stored: list[bool], settings: Settings, now: float
+) -> None:
+    """Release events held for an anonymous visitor once an identify or alias names them."""
+    if settings.track_anonymous:
+        return
+    for item, is_new in zip(routed, stored, strict=True):
+        link = identity_link(item.event) if is_new and item.state is State.PENDING else None
+        if link is not None:
+            store.release_held(link[0], link[1], now)
+
+
+def _browser_key(settings: Settings, body: Any) -> SourceKey:
+    value = body.get("writeKey")
+    if value is None and isinstance(body.get("batch"), list) and body["batch"]:
+        first = body["batch"][0]
+        value = first.get("writeKey") if isinstance(first, dict) else None
+    key = browser_key_from(settings, value)
+    g.browser_key = key
+    check_origin(key)
+    check_ip_rate(key, settings.intake.browser_rate)
+    return key
+
+
+def _preflight() -> Response:
+    try:
+        keys = [k for k in current_settings().keys if k.kind == "browser"]
+    except Exception:  # a preflight answers even when settings are broken; the POST will say why
+        keys = []
+    return preflight_response(keys)
+
+
+def _object_body(max_bytes: int) -> dict[str, Any]:
+    body = read_json_body(max_bytes)
+    if not isinstance(body, dict):
+        raise InvalidEvent("the body must be a JSON object", code="not_an_object")
+    return body
+
+
+@bp.post("/v1/<any(track, page, identify, alias, group, screen):kind>")
+def server_event(kind: str) -> Response:
+    """Segment tracking API, one message; the server key is the HTTP Basic user name."""
+    settings = current_settings()
+    key = server_key_from_auth(settings)
+    body = _object_body(settings.intake.max_event_bytes)
+    return accept(settings, key, [body], kind, single=True)
+
+
+@bp.route("/v1/<any(p, t, i, a, g):short>", methods=["POST", "OPTIONS"])
+def beacon(short: str) -> Response:
+    """Browser beacon for one message; the browser key is `writeKey` in the body."""
+    if request.method == "OPTIONS":
+        return _preflight()
+    settings = current_settings()
+    body = _object_body(settings.intake.max_event_bytes)
+    key = _browser_key(settings, body)
+    return accept(settings, key, [body], SHORT_TYPES[short], single=True)
+
+
+# OPTIONS listed explicitly: Flask then leaves preflights to the view, which answers with CORS.
+@bp.route("/v1/batch", methods=["POST", "OPTIONS"])
+def batch() -> Response:
+    """A batch of messages: server (HTTP Basic) when credentials are sent, else browser."""
+    if request.method == "OPTIONS":
+        return _preflight()
+    settings = current_settings()
+    limit = settings.intake.max_batch_bytes
+    if request.authorization is not None:
+        key = server_key_from_auth(settings)
+        body = _object_body(limit)
+    else:
+        body = _object_body(limit)
+        key = _browser_key(settings, body)
+    items = body.get("batch")
+    if not isinstance(items, list):
+        raise InvalidEvent("batch must be a list of events", code="bad_batch")
+    if not items:
+        raise InvalidEvent("batch is empty", code="empty_batch")
+    return accept(settings, key, items, None, single=False)
+
+
+@bp.before_request
+def _start_clock() -> None:
+    g.intake_t0 = time.perf_counter()
+
+
+@bp.after_request
+def _finish(response: Response) -> Response:
+    key = g.get("browser_key")
+    if key is not None:
+        apply_cors(response, key)
+    metrics = intake_metrics(current_app)
+    if response.status_code >= 400 and not g.get("counted"):
+        body = response.get_json(silent=True) or {}
+        metrics.rejected.labels((body.get("error") or {}).get("code", "error")).inc()
+    endpoint = (request.endpoint or "").rpartition(".")[2]
+    metrics.latency.labels(endpoint).observe(time.perf_counter() - g.intake_t0)
+    return response

@@ -1,0 +1,80 @@
+"""SPEC §6.2 routing at intake: the Marketo work an event needs, or the named reason for none."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from app.outbox.store import Event
+from app.outbox.store import Routed
+from app.outbox.store import State
+from app.settings import Settings
+
+# Reasons an accepted event is recorded without delivery (the fixed vocabulary of drops).
+DISABLED_BY_INTEGRATIONS = "disabled_by_integrations"
+EVENT_NOT_MAPPED = "event_not_mapped"
+PAGE_NOT_MAPPED = "page_not_mapped"
+RECORDED_ONLY = "recorded_only"
+UNSUPPORTED_TYPE = "unsupported_type"
+
+# Integration names that address this destination in a Segment `integrations` object.
+MARKETO_NAMES = ("Marketo", "Marketo V2")
+
+# Types that say who a visitor is; everything else waits for them when anonymous is not allowed.
+IDENTITY_TYPES = frozenset({"identify", "alias"})
+
+
+def delivery_disabled(integrations: Mapping[str, Any] | None) -> bool:
+    """Tell whether a Segment `integrations` object turns Marketo off for this event.
+
+    An explicit Marketo entry wins (`{"All": false, "Marketo": true}` still delivers); without one,
+    `{"All": false}` turns everything off.
+    """
+    if not integrations:
+        return False
+    named = [integrations[n] for n in MARKETO_NAMES if n in integrations]
+    if named:
+        return not any(v is not False for v in named)
+    return integrations.get("All", True) is False
+
+
+def _type_reason(event: Event, settings: Settings) -> str | None:
+    kind = event.type
+    if kind == "track":
+        name = event.payload["event"]
+        if name not in settings.events and name not in settings.campaigns:
+            return EVENT_NOT_MAPPED
+    elif kind == "page":
+        if event.source_kind == "browser" and settings.send_track_server_side:
+            return RECORDED_ONLY  # Munchkin already recorded the visit in the browser
+        if settings.page_activity is None:
+            return PAGE_NOT_MAPPED
+    elif kind == "screen":
+        if settings.page_activity is None:
+            return UNSUPPORTED_TYPE
+    elif kind == "group":
+        return UNSUPPORTED_TYPE
+    return None
+
+
+def route(event: Event, settings: Settings) -> Routed:
+    """Decide the state an accepted event starts in: pending, held, or dropped with a reason."""
+    if delivery_disabled(event.payload.get("integrations")):
+        return Routed(event, State.DROPPED, DISABLED_BY_INTEGRATIONS)
+    reason = _type_reason(event, settings)
+    if reason is not None:
+        return Routed(event, State.DROPPED, reason)
+    if event.user_id is None and not settings.track_anonymous and event.type not in IDENTITY_TYPES:
+        return Routed(event, State.HELD)
+    return Routed(event, State.PENDING)
+
+
+def identity_link(event: Event) -> tuple[str, str] | None:
+    """Return (anonymousId, userId) when this event ties an anonymous visitor to a user."""
+    if event.user_id is None:
+        return None
+    if event.type == "alias":
+        return str(event.payload["previousId"]), event.user_id
+    if event.type == "identify" and event.anonymous_id is not None:
+        return event.anonymous_id, event.user_id
+    return None

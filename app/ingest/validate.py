@@ -1,0 +1,163 @@
+"""The one validation and normalisation path every intake route uses: Segment message → Event."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+
+from app.errors import InvalidEvent
+from app.outbox.store import Event
+
+KNOWN_TYPES = frozenset({"track", "page", "identify", "alias", "group", "screen"})
+
+# Browser beacon paths use Segment's one-letter names.
+SHORT_TYPES = {"p": "page", "t": "track", "i": "identify", "a": "alias", "g": "group"}
+
+# SPEC §5.2: string ids (userId, anonymousId, messageId, previousId, groupId) up to 255 chars.
+MAX_ID_CHARS = 255
+
+# Event names and cookie values are stored and sent to Marketo; the same bound keeps them sane.
+MAX_NAME_CHARS = 255
+
+ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
+
+OBJECT_FIELDS = ("context", "properties", "traits", "integrations")
+
+_COMPACT = (",", ":")
+
+
+def _fail(code: str, message: str) -> InvalidEvent:
+    return InvalidEvent(message, code=code)
+
+
+def _id(item: dict[str, Any], name: str) -> str | None:
+    """Normalise an id field in place: numbers become strings, empty means absent."""
+    value = item.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _fail("bad_id", f"{name} must be a string")
+    if not isinstance(value, str):
+        value = str(value)
+        item[name] = value
+    if not value:
+        del item[name]
+        return None
+    if len(value) > MAX_ID_CHARS:
+        raise _fail("id_too_long", f"{name} is longer than {MAX_ID_CHARS} characters")
+    return value
+
+
+def iso_utc(moment: datetime) -> str:
+    """Format a moment as ISO-8601 UTC with milliseconds, the form every stored event carries."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_timestamp(value: Any) -> str:
+    """Return an ISO-8601 timestamp normalised to UTC; a naive one is taken as UTC.
+
+    :raises InvalidEvent: the value is not an ISO-8601 date-time string.
+    """
+    if not isinstance(value, str) or not 10 <= len(value) <= 40:
+        raise _fail("bad_timestamp", "timestamp must be an ISO-8601 string")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise _fail("bad_timestamp", f"timestamp {value[:40]!r} is not ISO-8601") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return iso_utc(moment)
+    except (OverflowError, ValueError) as exc:
+        raise _fail("bad_timestamp", "timestamp is out of range") from exc
+
+
+def _marketo_cookie(context: dict[str, Any]) -> None:
+    """Put the `_mkto_trk` value at context.Marketo.marketoCookie wherever the client sent it."""
+    marketo = context.get("Marketo")
+    if marketo is not None and not isinstance(marketo, dict):
+        raise _fail("bad_field", "context.Marketo must be an object")
+    cookie = (marketo or {}).get("marketoCookie")
+    if cookie is None:
+        cookie = context.pop("marketoCookie", None)
+        if cookie is None:
+            return
+    if not isinstance(cookie, str) or len(cookie) > MAX_NAME_CHARS:
+        raise _fail("bad_field", "the Marketo cookie must be a string of at most 255 characters")
+    if marketo is None:
+        marketo = context["Marketo"] = {}
+    marketo["marketoCookie"] = cookie
+
+
+def normalise(
+    item: Any,
+    *,
+    route_type: str | None,
+    key_id: str,
+    key_kind: str,
+    received_at: float,
+    received_iso: str,
+    max_event_bytes: int,
+) -> Event:
+    """Check one message against SPEC §5.2 and return it as an Event (payload serialised once).
+
+    `route_type` is the type the route implies (None for batch items, which carry their own).
+
+    :raises InvalidEvent: the message breaks a rule; `code` names which.
+    """
+    if not isinstance(item, dict):
+        raise _fail("not_an_object", "each event must be a JSON object")
+    item.pop("writeKey", None)
+    kind = route_type or item.get("type")
+    if not isinstance(kind, str) or kind not in KNOWN_TYPES:
+        raise _fail("unknown_type", f"type must be one of {', '.join(sorted(KNOWN_TYPES))}")
+    item["type"] = kind
+    for name in OBJECT_FIELDS:
+        value = item.get(name, {})
+        if value is None:
+            del item[name]
+        elif not isinstance(value, dict):
+            raise _fail("bad_field", f"{name} must be an object")
+    user_id = _id(item, "userId")
+    anonymous_id = _id(item, "anonymousId")
+    if user_id is None and anonymous_id is None:
+        raise _fail("missing_id", "userId or anonymousId is required")
+    previous_id = _id(item, "previousId")
+    group_id = _id(item, "groupId")
+    if kind == "track":
+        name = item.get("event")
+        if not isinstance(name, str) or not name:
+            raise _fail("missing_event", "track needs an event name")
+        if len(name) > MAX_NAME_CHARS:
+            raise _fail("bad_event", f"event name is longer than {MAX_NAME_CHARS} characters")
+    elif kind == "alias" and previous_id is None:
+        raise _fail("missing_previous_id", "alias needs a previousId")
+    elif kind == "group" and group_id is None:
+        raise _fail("missing_group_id", "group needs a groupId")
+    message_id = item.get("messageId")
+    if message_id is None or message_id == "":
+        message_id = item["messageId"] = str(uuid.uuid4())
+    elif not isinstance(message_id, str):
+        raise _fail("bad_id", "messageId must be a string")
+    elif len(message_id) > MAX_ID_CHARS:
+        raise _fail("id_too_long", f"messageId is longer than {MAX_ID_CHARS} characters")
+    timestamp = item.get("timestamp")
+    timestamp = received_iso if timestamp is None else parse_timestamp(timestamp)
+    item["timestamp"] = timestamp
+    item["receivedAt"] = received_iso
+    context = item.get("context")
+    if context is not None:
+        _marketo_cookie(context)
+    try:
+        text = json.dumps(item, separators=_COMPACT, allow_nan=False)
+    except (ValueError, RecursionError) as exc:  # NaN, Infinity, or nesting too deep
+        raise _fail("bad_field", "the event cannot be stored as JSON") from exc
+    if len(text) > max_event_bytes:  # ASCII-only output: characters are bytes
+        raise _fail("event_too_large", f"the event is over {max_event_bytes} bytes")
+    return Event(
+        message_id, kind, key_id, key_kind, received_at, timestamp, user_id, anonymous_id, item,
+        text,
+    )  # fmt: skip
