@@ -11,6 +11,7 @@ the profile is one lead and one membership. Planning here is pure; `apply_change
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ from app.marketo.lists import remove_leads
 from app.settings import ListsSettings
 
 log = logging.getLogger(__name__)
+
+# emails → {key_of("email", email): lead id, or the error saying why there is none}
+EmailResolver = Callable[[list[str]], dict[str, Any]]
 
 AUDIENCE_ENTERED = "Audience Entered"
 AUDIENCE_EXITED = "Audience Exited"
@@ -169,6 +173,7 @@ def apply_changes(
     *,
     create_leads: bool = True,
     write: LeadWrite | None = None,
+    resolve_emails: EmailResolver | None = None,
 ) -> dict[Any, GatewayError | None]:
     """Make the membership calls for a batch; return per event None (done) or why not.
 
@@ -176,6 +181,7 @@ def apply_changes(
     gets at most one add and one remove call per 300 leads with the last wish per lead winning,
     and a row Marketo skipped fails only the events that asked for that lead. A retryable
     failure (rate limit, quota, outage) stops the pass and is returned for every event not done.
+    `resolve_emails` (emails → {key_of(email): lead id or error}) lets delivery use its cache.
     """
     outcome: dict[Any, GatewayError | None] = {}
 
@@ -186,10 +192,12 @@ def apply_changes(
 
     if not changes:
         return outcome
+    emails = [c.email for c in changes]
     try:
-        leads = resolve(
-            client, "email", [c.email for c in changes], create_missing=create_leads, write=write
-        )
+        if resolve_emails is not None:
+            leads = resolve_emails(emails)
+        else:
+            leads = resolve(client, "email", emails, create_missing=create_leads, write=write)
     except MarketoError as exc:
         fail({c.event_id for c in changes}, exc)
         return outcome

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 from typing import Any
-from typing import Protocol
 
 from app.errors import GatewayError
 from app.marketo.bulk_csv import MAX_FILE_BYTES
@@ -50,13 +49,6 @@ IMPORT_PATH = "/bulk/v1/leads.json"
 DESCRIBE_PATH = "/rest/v1/leads/describe2.json"
 
 __all__ = ["MAX_FILE_BYTES", "BulkFileError", "BulkImportError", "ImportReport", "import_csv"]
-
-
-class BulkClient(Requester, Protocol):
-    """The client calls a bulk import needs: JSON calls and one plain-text download."""
-
-    def request_text(self, method: str, path: str, *, params: Any = None) -> str:
-        """Make one call through the limiter and return the body as text (CSV reports)."""
 
 
 class BulkImportError(GatewayError):
@@ -125,7 +117,7 @@ class ImportReport:
 class _Runner:
     """Makes the import's calls, waiting out rate-limit pauses and full queues."""
 
-    def __init__(self, client: BulkClient, sleep: Callable[[float], None], clock, poll_s: float):
+    def __init__(self, client: Requester, sleep: Callable[[float], None], clock, poll_s: float):
         self.client = client
         self.sleep = sleep
         self.clock = clock
@@ -181,7 +173,8 @@ def _status(run: _Runner, job: JobResult) -> None:
 
 def _problem_rows(run: _Runner, job: JobResult, kind: str) -> list[list[str]]:
     path = f"/bulk/v1/leads/batch/{job.batch_id}/{kind}.json"
-    text = run.call(lambda: run.client.request_text("GET", path))
+    body = run.call(lambda: run.client.request("GET", path, raw=True))
+    text = str(body.get("text") or "")
     rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"), newline="")))
     return [r for r in rows[1:] if r]
 
@@ -196,7 +189,7 @@ def _write_report(path: Path, header: list[str], lines: Iterable[list[Any]]) -> 
 
 
 def import_csv(
-    client: BulkClient,
+    client: Requester,
     path: str | Path,
     *,
     lookup_field: str = "email",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.marketo.errors import MarketoError
+from app.marketo.errors import Retryable
 from app.marketo.lists import Requester
 from app.marketo.lists import chunks
 from app.settings import CampaignMapping
@@ -133,23 +134,35 @@ def run(
     Events without a lead id are not included; the caller decides their outcome.
     """
     outcome: dict[Any, MarketoError | None] = {}
-    for call in group(intents, lead_ids):
-        members = [
-            i.event_id
-            for i in intents
-            if i.campaign_id == call.campaign_id
-            and i.tokens == call.tokens
-            and lead_ids.get(i.event_id) in call.lead_ids
-        ]
+    calls = group(intents, lead_ids)
+    for index, call in enumerate(calls):
         try:
             trigger(client, call)
+        except Retryable as exc:
+            # Limits and outages hit every later call too: stop and let the dispatcher retry.
+            for later in calls[index:]:
+                for event_id in _events_of(intents, lead_ids, later):
+                    outcome[event_id] = exc
+            break
         except MarketoError as exc:
-            for event_id in members:
+            for event_id in _events_of(intents, lead_ids, call):
                 outcome[event_id] = exc
             continue
-        for event_id in members:
+        for event_id in _events_of(intents, lead_ids, call):
             outcome.setdefault(event_id, None)
     return outcome
+
+
+def _events_of(
+    intents: Sequence[TriggerIntent], lead_ids: Mapping[Any, int], call: TriggerCall
+) -> list[Any]:
+    return [
+        i.event_id
+        for i in intents
+        if i.campaign_id == call.campaign_id
+        and i.tokens == call.tokens
+        and lead_ids.get(i.event_id) in call.lead_ids
+    ]
 
 
 def token_name(name: str) -> str:

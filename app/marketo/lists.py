@@ -52,6 +52,7 @@ class Requester(Protocol):
         data: Any = None,
         files: Any = None,
         timeout: float | None = None,
+        raw: bool = False,
     ) -> dict[str, Any]:
         """Send one call and return Marketo's envelope, raising on a failed request."""
 
