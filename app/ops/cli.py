@@ -8,6 +8,7 @@ import time
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from flask.cli import with_appcontext
 
 from app.cli.common import echo_json
 from app.cli.common import fail
@@ -48,6 +49,7 @@ def _summary(item: StoredEvent) -> dict:
 
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print the status document as JSON.")
+@with_appcontext
 def status_command(as_json: bool) -> None:
     """Show queue depth, outcomes by reason and Marketo figures."""
     status = build_status(current_app)
