@@ -92,6 +92,8 @@ class FakeApp:
         except Dropped:
             call.code = "dropped"
             raise
+        finally:
+            request.close()  # closes spooled multipart uploads
         self._finish(call, response)
         return response(environ, start_response)
 

@@ -436,3 +436,185 @@ def test_control_endpoints_summarise_script_and_reset(api: Api, fake: FakeMarket
     assert fake.calls == [] and fake.counted_calls_today() == 0 and len(fake.leads) == 1
     requests.post(fake.url + "/_fake/reset", json={"reset_data": True}, timeout=TIMEOUT)
     assert fake.leads == {}
+
+
+# ---------------------------------------------------------------- describe, associate, merge
+
+COOKIE = "id:123-ABC-456&token:_mch-example.com-1700000000000-12345"
+
+
+def test_describe_and_describe2_share_one_field_table(api: Api, fake: FakeMarketo) -> None:
+    fake.add_field("planTier", searchable=True)
+    fields = api.get("/rest/v1/leads/describe.json")["result"]
+    soap = {f["rest"]["name"]: f["soap"]["name"] for f in fields}
+    assert soap["email"] == "Email" and soap["dateOfBirth"] == "DateofBirth"
+    assert soap["userId"] == "userId" and soap["planTier"] == "planTier"
+    described = api.get("/rest/v1/leads/describe2.json")["result"][0]
+    assert {f["name"] for f in described["fields"]} == set(soap)
+    searchable = {name for group in described["searchableFields"] for name in group}
+    assert {"email", "userId", "anonymousId", "planTier"} <= searchable
+    assert "firstName" not in searchable
+
+
+def test_associate_cookie_makes_cookie_filter_find_the_lead(api: Api, fake: FakeMarketo) -> None:
+    first = fake.add_lead(email="a@example.com")
+    second = fake.add_lead(email="b@example.com")
+    path = f"/rest/v1/leads/{first}/associate.json"
+    body = api.post(path, params={"cookie": COOKIE})
+    assert body["success"] is True and "result" not in body
+    assert error_code(api.post(path, params={"cookie": "garbage"})) == "1012"
+    api.post(f"/rest/v1/leads/{second}/associate.json", params={"cookie": COOKIE})
+    found = api.get("/rest/v1/leads.json", params={"filterType": "cookies", "filterValues": COOKIE})
+    assert [row["id"] for row in found["result"]] == [second]
+    assert error_code(api.post("/rest/v1/leads/999/associate.json", params={"cookie": COOKIE}))
+
+
+def test_merge_moves_cookies_memberships_activities_and_deletes_losers(
+    api: Api, fake: FakeMarketo
+) -> None:
+    winner = fake.add_lead(email="w@example.com", firstName="")
+    loser = fake.add_lead(email="l@example.com", firstName="Lou", cookies=[COOKIE])
+    list_id = fake.add_list("Trial users")
+    fake.lists[list_id]["members"].add(loser)
+    api.post("/rest/v1/activities/external.json", json={"input": [activity(loser)]})
+    body = api.post(f"/rest/v1/leads/{winner}/merge.json", params={"leadId": loser})
+    assert body["success"] is True and "result" not in body
+    assert loser not in fake.leads
+    assert fake.leads[winner]["email"] == "w@example.com"
+    assert fake.leads[winner]["firstName"] == "Lou" and fake.leads[winner]["cookies"] == [COOKIE]
+    assert fake.lists[list_id]["members"] == {winner}
+    assert fake.activities[0]["leadId"] == winner
+    too_many = ",".join(str(fake.add_lead()) for _ in range(26))
+    merged = api.post(f"/rest/v1/leads/{winner}/merge.json", params={"leadIds": too_many})
+    assert error_code(merged) == "1080"
+
+
+def test_push_and_submit_form_upsert_by_email(api: Api, fake: FakeMarketo) -> None:
+    pushed = api.post(
+        "/rest/v1/leads/push.json",
+        json={"programName": "P", "lookupField": "email", "input": [{"email": "p@x.io"}]},
+    )
+    assert pushed["result"][0]["status"] == "created"
+    form = {
+        "formId": 1068,
+        "input": [{"leadFormFields": {"email": "p@x.io", "firstName": "Pat"}, "cookie": COOKIE}],
+    }
+    submitted = api.post("/rest/v1/leads/submitForm.json", json=form)
+    lead_id = pushed["result"][0]["id"]
+    assert submitted["result"] == [{"id": lead_id, "status": "updated"}]
+    assert fake.leads[lead_id]["firstName"] == "Pat" and fake.leads[lead_id]["cookies"] == [COOKIE]
+    assert fake.form_submissions[0]["formId"] == 1068
+
+
+# ---------------------------------------------------------------- lists and assets
+
+
+def test_list_membership_statuses(api: Api, fake: FakeMarketo) -> None:
+    list_id = fake.add_list("Trial users")
+    a, b = fake.add_lead(email="a@x.io"), fake.add_lead(email="b@x.io")
+    path = f"/rest/v1/lists/{list_id}/leads.json"
+    added = api.post(path, json={"input": [{"id": a}, {"id": 999}]})["result"]
+    assert [r["status"] for r in added] == ["added", "skipped"]
+    assert added[1]["reasons"][0]["code"] == "1004"
+    assert api.post(path, params=[("id", b)])["result"][0]["status"] == "added"
+    member = api.get(f"/rest/v1/lists/{list_id}/leads/ismember.json", params=[("id", a), ("id", 7)])
+    assert [r["status"] for r in member["result"]] == ["memberof", "skipped"]
+    removed = api.call("DELETE", path, params=[("id", a), ("id", a)]).json()["result"]
+    assert [r.get("status") for r in removed] == ["removed", "skipped"]
+    assert removed[1]["reasons"][0]["code"] == "1015"
+    listed = api.get(path, params={"fields": "email"})["result"]
+    assert listed == [{"id": b, "email": "b@x.io"}]
+    member = api.get(f"/rest/v1/lists/{list_id}/leads/ismember.json", params={"id": a})
+    assert member["result"][0]["status"] == "notmemberof"
+    assert error_code(api.post("/rest/v1/lists/4242/leads.json", params={"id": a})) == "1013"
+
+
+def test_asset_folders_and_static_lists_by_name(api: Api, fake: FakeMarketo) -> None:
+    found = api.get("/rest/asset/v1/folder/byName.json", params={"name": "Gateway"})
+    assert found["result"][0]["id"] == 31
+    empty = api.get("/rest/asset/v1/staticList/byName.json", params={"name": "Trial users"})
+    assert empty["success"] is True and "result" not in empty
+    assert empty["warnings"] == ["No assets found for the given search criteria."]
+    form = {"folder": '{"id": 31, "type": "Folder"}', "name": "Trial users"}
+    created = api.post("/rest/asset/v1/staticLists.json", data=form)["result"][0]
+    assert created["folder"] == {"id": 31, "type": "Folder"}
+    assert created["createdAt"].endswith("Z+0000")
+    assert error_code(api.post("/rest/asset/v1/staticLists.json", data=form)) == "709"
+    as_json = api.post("/rest/asset/v1/staticLists.json", json=form)
+    assert error_code(as_json) == "612"
+    again = api.get("/rest/asset/v1/staticList/byName.json", params={"name": "Trial users"})
+    assert again["result"][0]["id"] == created["id"] and created["id"] in fake.lists
+    sub = api.post(
+        "/rest/asset/v1/folders.json", data={"parent": '{"id":31,"type":"Folder"}', "name": "Sub"}
+    )
+    assert sub["result"][0]["parent"] == {"id": 31, "type": "Folder"}
+
+
+# ---------------------------------------------------------------- campaigns, bulk, usage
+
+
+def test_campaign_trigger_records_leads_and_tokens(api: Api, fake: FakeMarketo) -> None:
+    lead = fake.add_lead(email="a@x.io")
+    tokens = [{"name": "{{my.plan}}", "value": "Pro"}]
+    payload = {"input": {"leads": [{"id": lead}], "tokens": tokens}}
+    body = api.post("/rest/v1/campaigns/2001/trigger.json", json=payload)
+    assert body["result"] == [{"id": 2001}]
+    assert fake.campaign_triggers == [{"campaign_id": 2001, "leads": [lead], "tokens": tokens}]
+    assert error_code(api.post("/rest/v1/campaigns/2002/trigger.json", json=payload)) == "1003"
+    assert error_code(api.post("/rest/v1/campaigns/9/trigger.json", json=payload)) == "1013"
+    many = {"input": {"leads": [{"id": lead}] * 101}}
+    assert error_code(api.post("/rest/v1/campaigns/2001/trigger.json", json=many)) == "1003"
+    assert len(fake.campaign_triggers) == 1
+
+
+def submit_csv(api: Api, text: str, **params: Any) -> dict[str, Any]:
+    """Post a CSV file to the bulk import endpoint."""
+    params = {"format": "csv", "lookupField": "email", **params}
+    files = {"file": ("leads.csv", text.encode(), "text/csv")}
+    return api.post("/bulk/v1/leads.json", params=params, files=files)
+
+
+def test_bulk_import_walks_states_by_clock_and_reports_failures(
+    api: Api, fake: FakeMarketo, clock: FakeClock
+) -> None:
+    list_id = fake.add_list("Imported")
+    existing = fake.add_lead(email="old@x.io")
+    text = "email,firstName\nnew@x.io,Nia\nold@x.io,Otto\nbroken-email,Bad\n"
+    batch = submit_csv(api, text, listId=list_id)["result"][0]
+    assert batch["status"] == "Queued"
+    path = f"/bulk/v1/leads/batch/{batch['batchId']}.json"
+    states = [api.get(path)["result"][0]["status"]]
+    for _ in range(2):
+        clock.advance(5)
+        states.append(api.get(path)["result"][0]["status"])
+    assert states == ["Queued", "Importing", "Complete"]
+    final = api.get(path)["result"][0]
+    assert (final["numOfLeadsProcessed"], final["numOfRowsFailed"]) == (2, 1)
+    assert fake.leads[existing]["firstName"] == "Otto" and len(fake.leads) == 2
+    assert len(fake.lists[list_id]["members"]) == 2
+    failures = api.call("GET", f"/bulk/v1/leads/batch/{batch['batchId']}/failures.json").text
+    lines = failures.strip().splitlines()
+    assert lines[0] == "email,firstName,Import Failure Reason"
+    assert lines[1].startswith("broken-email,Bad,")
+
+
+def test_bulk_runs_two_at_a_time_and_refuses_beyond_ten_queued(
+    api: Api, fake: FakeMarketo, clock: FakeClock
+) -> None:
+    ids = [submit_csv(api, f"email\nu{i}@x.io\n")["result"][0]["batchId"] for i in range(10)]
+    assert error_code(submit_csv(api, "email\nlate@x.io\n")) == "1016"
+    clock.advance(5)
+    statuses = [api.get(f"/bulk/v1/leads/batch/{i}.json")["result"][0]["status"] for i in ids]
+    assert statuses == ["Importing"] * 2 + ["Queued"] * 8
+    clock.advance(5 * 5)
+    statuses = [api.get(f"/bulk/v1/leads/batch/{i}.json")["result"][0]["status"] for i in ids]
+    assert statuses == ["Complete"] * 10 and len(fake.leads) == 10
+
+
+def test_usage_reports_counted_calls(api: Api, fake: FakeMarketo) -> None:
+    api.get("/rest/v1/leads/describe.json")
+    fake.script("describe.json", {"code": "611"})
+    api.get("/rest/v1/leads/describe.json")
+    usage = api.get("/rest/v1/stats/usage.json")["result"][0]
+    assert usage["date"] == "2024-03-02"
+    assert usage["total"] == 2 == fake.counted_calls_today()
