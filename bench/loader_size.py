@@ -1,0 +1,87 @@
+"""Print the gzipped size of the browser library and of a rendered loader against the budget.
+
+Run: `python bench/loader_size.py`. The ratio compares what browsers download (compacted,
+gzipped) with the readable source gzipped, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app import create_app  # noqa: E402
+from app.browser.loader import compact  # noqa: E402
+from app.browser.loader import library_source  # noqa: E402
+from app.browser.loader import render_loader  # noqa: E402
+from app.settings import parse  # noqa: E402
+
+# Tracked budgets, gzip -9 bytes. The goal is 2 KB for our code; without an identifier-
+# renaming minifier (we keep no JS build step) the library compacts to about 2.95 KB and the
+# field map adds about 0.6 KB, so the budgets sit just above today's sizes. Raising one is a
+# deliberate change whose commit says why.
+LIBRARY_GZIP_BUDGET = 3072  # static/gateway.js as served: comments and indentation dropped
+LOADER_GZIP_BUDGET = 3584  # the whole loader.js: library + one key's config (field map)
+GOAL_GZIP = 2048
+
+# A representative site: form identify, one custom trait, the default Munchkin settings.
+SAMPLE_SETTINGS = {
+    "munchkin_id": "123-ABC-456",
+    "public_url": "https://track.example.com",
+    "form_id": 1003,
+    "form_base_url": "//app-ab12.marketo.com",
+    "traits": {"plan.tier": {"field": "planTier", "type": "string"}},
+    "keys": [{"id": "key_site", "kind": "browser", "key": "bk_0123456789abcdef"}],
+}
+
+
+def gz(text: str) -> int:
+    """Return the gzip -9 size of text in bytes."""
+    return len(gzip.compress(text.encode("utf-8"), 9))
+
+
+def measure() -> dict[str, int]:
+    """Return raw and gzipped sizes of the readable library, the served library and the loader."""
+    source = library_source()
+    settings = parse(SAMPLE_SETTINGS)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "settings.json"
+        path.write_text(json.dumps(SAMPLE_SETTINGS))
+        app = create_app(
+            {"SETTINGS_PATH": str(path), "GATEWAY_EMBEDDED_WORKER": False, "ENVIRON": {}}
+        )
+        with app.app_context():
+            loader = render_loader(settings, settings.keys[0], "https://track.example.com")
+        for closer in app.extensions.get("closers", []):
+            closer()
+    return {
+        "source_bytes": len(source.encode()),
+        "source_gzip": gz(source),
+        "library_gzip": gz(compact(source)),
+        "loader_bytes": len(loader.encode()),
+        "loader_gzip": gz(loader),
+    }
+
+
+def main() -> None:
+    """Print the sizes, the ratio to the readable source, and the budget verdicts."""
+    sizes = measure()
+    ratio = sizes["source_gzip"] / sizes["library_gzip"]
+    lines = [
+        f"static/gateway.js readable: {sizes['source_bytes']} B, {sizes['source_gzip']} B gzip",
+        f"library as served:          {sizes['library_gzip']} B gzip "
+        f"(budget {LIBRARY_GZIP_BUDGET}, goal {GOAL_GZIP}); {ratio:.2f}x smaller than readable",
+        f"rendered loader.js:         {sizes['loader_bytes']} B, {sizes['loader_gzip']} B gzip "
+        f"(budget {LOADER_GZIP_BUDGET})",
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+    over = sizes["library_gzip"] > LIBRARY_GZIP_BUDGET or sizes["loader_gzip"] > LOADER_GZIP_BUDGET
+    sys.exit(1 if over else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""Browser routes through the Flask test client: loader.js, form-config, /v1/hash, tokens."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from app.browser import tokens
+from tests.conftest import BROWSER_KEY
+from tests.conftest import BROWSER_ORIGIN
+from tests.conftest import SERVER_KEY
+
+PRIVATE_KEY = "munchkin-private-key"
+EMAIL = "ann.lee@example.com"
+EMAIL_HASH = "e03db9f30828af5891b4931e1f83fcfd981de629"
+SECRET_KEY = "test-secret-key-not-for-production"
+
+FORM = {"form_id": 1003, "form_base_url": "//app-ab12.marketo.com", "identify_mode": "form"}
+ASSOCIATE = {"identify_mode": "associate_lead", "api_private_key": PRIVATE_KEY}
+
+
+def loader_config(body: str) -> dict:
+    """Return the config object the loader template baked in."""
+    return json.loads(body.rsplit("})(", 1)[1].strip().removesuffix(");"))
+
+
+def basic(secret: str) -> dict[str, str]:
+    """Return Segment-style HTTP Basic auth: the key as user name, empty password."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{secret}:".encode()).decode()}
+
+
+class Clock:
+    """A wall clock the test moves by hand."""
+
+    now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_loader_serves_the_library_with_the_keys_public_config(client, write_settings):
+    """The loader is JS with ids, URLs, modes and the SOAP field map for this key."""
+    write_settings(
+        public_url="https://track.example.com/",
+        traits={"plan.tier": {"field": "planTier"}, "job": {"field": "title"}},
+        munchkin_options={"cookieAnon": False},
+        **FORM,
+    )
+    response = client.get(f"/v1/loader.js?k={BROWSER_KEY}")
+    assert response.status_code == 200
+    assert response.mimetype == "text/javascript"
+    body = response.get_data(as_text=True)
+    assert "var VERSION = " in body and "GATEWAY_CONFIG" in body
+    config = loader_config(body)
+    assert config["writeKey"] == BROWSER_KEY
+    assert config["url"] == "https://track.example.com"
+    assert config["munchkinId"] == "123-ABC-456"
+    assert config["munchkinScriptUrl"] == "https://munchkin.marketo.net/munchkin.js"
+    assert config["munchkinOptions"] == {"cookieAnon": False}
+    assert (config["identifyMode"], config["formId"]) == ("form", 1003)
+    assert config["formBaseUrl"] == "//app-ab12.marketo.com"
+    assert config["trackServerSide"] is True
+    fields = config["fieldMap"]
+    assert fields["email"] == "Email" and fields["dateOfBirth"] == "DateofBirth"
+    assert fields["gender"] == "MarketoSocialGender" and fields["address.zip"] == "PostalCode"
+    assert fields["plan.tier"] == "planTier" and fields["job"] == "Title"
+
+
+def test_loader_falls_back_to_the_requested_host_without_public_url(client):
+    """Without public_url the beacons go back where the loader came from."""
+    response = client.get(f"/v1/loader.js?k={BROWSER_KEY}", base_url="http://gw.test:8080")
+    assert loader_config(response.get_data(as_text=True))["url"] == "http://gw.test:8080"
+
+
+def test_loader_is_cacheable_and_answers_304(client, write_settings):
+    """ETag + Cache-Control; the same ETag back gives 304; a settings change a new ETag."""
+    first = client.get(f"/v1/loader.js?k={BROWSER_KEY}")
+    assert first.headers["Cache-Control"] in ("public, max-age=300", "max-age=300, public")
+    etag = first.headers["ETag"]
+    again = client.get(f"/v1/loader.js?k={BROWSER_KEY}", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b""
+    write_settings(munchkin_options={"anonymizeIP": True})
+    changed = client.get(f"/v1/loader.js?k={BROWSER_KEY}", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+
+
+@pytest.mark.parametrize("query", ["", "?k=", "?k=nope", "?k=sk_test_server_key_0123456789"])
+def test_loader_for_an_unknown_key_is_a_js_comment_404(client, query):
+    """A wrong key never gets config, and a script tag gets valid (empty) JavaScript."""
+    response = client.get(f"/v1/loader.js{query}")
+    assert response.status_code == 404
+    assert response.mimetype == "text/javascript"
+    body = response.get_data(as_text=True)
+    assert body.startswith("/*") and body.rstrip().endswith("*/")
+
+
+@pytest.mark.parametrize("environ", [{}, {"MARKETO_CLIENT_SECRET": "env-client-secret-1"}])
+def test_loader_contains_no_secret(client, write_settings, environ):
+    """Rendered with every secret set (file and environment), the loader holds none of them."""
+    secrets = {
+        "client_id": "client-id-secret-7",
+        "client_secret": "client-secret-value-8",
+        "api_private_key": "api-private-key-value-9",
+        "secret_key": "signing-secret-value-10",
+    }
+    write_settings(identify_mode="associate_lead", **secrets)
+    environ.update({"GATEWAY_SECRET_KEY": "env-signing-secret-11"})
+    body = client.get(f"/v1/loader.js?k={BROWSER_KEY}").get_data(as_text=True)
+    config = client.get(f"/v1/form-config?k={BROWSER_KEY}").get_data(as_text=True)
+    for secret in [*secrets.values(), *environ.values(), SERVER_KEY, "sha256:"]:
+        assert secret not in body
+        assert secret not in config
+    assert loader_config(body)["identifyMode"] == "associate_lead"
+
+
+def test_form_config_answers_allowed_origins_only(client, write_settings):
+    """JSON for sites that submit forms themselves, with CORS for the key's origins."""
+    write_settings(**FORM)
+    ok = client.get(f"/v1/form-config?k={BROWSER_KEY}", headers={"Origin": BROWSER_ORIGIN})
+    assert ok.status_code == 200
+    assert ok.headers["Access-Control-Allow-Origin"] == BROWSER_ORIGIN
+    assert "Origin" in ok.headers["Vary"]
+    assert ok.json["formId"] == 1003 and ok.json["fieldMap"]["firstName"] == "FirstName"
+    assert ok.json["munchkinId"] == "123-ABC-456"
+    foreign = client.get(
+        f"/v1/form-config?k={BROWSER_KEY}", headers={"Origin": "https://evil.test"}
+    )
+    assert "Access-Control-Allow-Origin" not in foreign.headers
+    assert client.get("/v1/form-config?k=nope").status_code == 401
+
+
+def post_hash(client, token, *, k=BROWSER_KEY, origin=BROWSER_ORIGIN, as_text=True):
+    """POST /v1/hash the way the library does (text/plain JSON)."""
+    body = json.dumps({"k": k, "token": token})
+    kind = "text/plain" if as_text else "application/json"
+    return client.post("/v1/hash", data=body, content_type=kind, headers={"Origin": origin})
+
+
+def test_hash_for_a_valid_token(app, client, write_settings):
+    """A genuine token buys {email, hash}, hash per the reference test vector."""
+    write_settings(**ASSOCIATE)
+    token = tokens.mint(SECRET_KEY, EMAIL).token
+    response = post_hash(client, token)
+    assert response.status_code == 200
+    assert response.json == {"email": EMAIL, "hash": EMAIL_HASH}
+    assert response.headers["Access-Control-Allow-Origin"] == BROWSER_ORIGIN
+    assert post_hash(client, token, as_text=False).status_code == 200
+
+
+def test_hash_refuses_bad_expired_and_foreign_tokens(app, client, write_settings):
+    """400 for forged or other-gateway tokens, 410 once the clock passes the ttl."""
+    write_settings(**ASSOCIATE)
+    clock = Clock()
+    app.config["WALL_CLOCK"] = clock
+    token = tokens.mint(SECRET_KEY, EMAIL, 60, clock=clock).token
+    foreign = tokens.mint("another-gateway-secret", EMAIL, clock=clock).token
+    bad = post_hash(client, "forged")
+    assert bad.status_code == 400 and bad.json["error"]["code"] == "bad_token"
+    assert bad.headers["Access-Control-Allow-Origin"] == BROWSER_ORIGIN
+    assert post_hash(client, foreign).status_code == 400
+    clock.now += 61
+    expired = post_hash(client, token)
+    assert expired.status_code == 410 and expired.json["error"]["code"] == "token_expired"
+
+
+@pytest.mark.parametrize("mode", [FORM, {"identify_mode": "off"}])
+def test_hash_is_409_unless_identify_mode_is_associate_lead(client, write_settings, mode):
+    """The hash is only handed out when the operator chose associateLead."""
+    write_settings(api_private_key=PRIVATE_KEY, **mode)
+    response = post_hash(client, tokens.mint(SECRET_KEY, EMAIL).token)
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "wrong_identify_mode"
+
+
+def test_hash_refuses_unknown_keys_and_foreign_origins(client, write_settings):
+    """The browser key and its origin gate the hash like any beacon."""
+    write_settings(**ASSOCIATE)
+    token = tokens.mint(SECRET_KEY, EMAIL).token
+    assert post_hash(client, token, k="nope").status_code == 401
+    foreign = post_hash(client, token, origin="https://evil.test")
+    assert foreign.status_code == 403
+    assert "Access-Control-Allow-Origin" not in foreign.headers
+    assert client.post("/v1/hash", data="[1]", content_type="text/plain").status_code == 400
+    assert client.post("/v1/hash", data="{", content_type="text/plain").status_code == 400
+
+
+def test_hash_is_rate_limited_per_address(client, write_settings):
+    """Probing tokens is slowed: past the per-IP budget the answer is 429 with Retry-After."""
+    write_settings(**ASSOCIATE)
+    statuses = [post_hash(client, "forged").status_code for _ in range(12)]
+    assert statuses[:10] == [400] * 10
+    assert statuses[10:] == [429, 429]
+    limited = post_hash(client, "forged")
+    assert int(limited.headers["Retry-After"]) >= 1
+
+
+def test_hash_preflight_allows_the_keys_origin(client):
+    """A JSON POST from an allowed site passes its CORS preflight; a foreign one does not."""
+    headers = {"Origin": BROWSER_ORIGIN, "Access-Control-Request-Method": "POST"}
+    ok = client.options("/v1/hash", headers=headers)
+    assert ok.status_code == 204
+    assert ok.headers["Access-Control-Allow-Origin"] == BROWSER_ORIGIN
+    headers["Origin"] = "https://evil.test"
+    assert "Access-Control-Allow-Origin" not in client.options("/v1/hash", headers=headers).headers
+
+
+def test_identity_tokens_need_a_server_key_and_work_in_hash(client, write_settings):
+    """The site back end mints with its server key; the browser exchanges the token."""
+    write_settings(**ASSOCIATE)
+    body = {"email": EMAIL}
+    assert client.post("/v1/identity-tokens", json=body).status_code == 401
+    assert (
+        client.post("/v1/identity-tokens", json=body, headers=basic(BROWSER_KEY)).status_code == 401
+    )
+    minted = client.post("/v1/identity-tokens", json=body, headers=basic(SERVER_KEY))
+    assert minted.status_code == 200
+    assert minted.json["expiresAt"].endswith("Z")
+    assert post_hash(client, minted.json["token"]).json["hash"] == EMAIL_HASH
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({}, "invalid_email"),
+        ({"email": "nope"}, "invalid_email"),
+        ({"email": EMAIL, "ttl": 0}, "invalid_ttl"),
+    ],
+)
+def test_identity_tokens_validate_their_input(client, body, code):
+    """Bad input is a 400 with a code, never a 5xx."""
+    response = client.post("/v1/identity-tokens", json=body, headers=basic(SERVER_KEY))
+    assert response.status_code == 400 and response.json["error"]["code"] == code
