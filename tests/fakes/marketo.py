@@ -14,15 +14,13 @@ from zoneinfo import ZoneInfo
 
 from werkzeug.serving import WSGIRequestHandler
 from werkzeug.serving import make_server
-from werkzeug.wrappers import Request
-from werkzeug.wrappers import Response
 
 from tests.fakes import marketo_activities
 from tests.fakes import marketo_bulk
 from tests.fakes import marketo_leads
 from tests.fakes import marketo_lists
+from tests.fakes.marketo_fixtures import load_fixtures
 from tests.fakes.marketo_server import FakeApp
-from tests.fakes.marketo_server import json_response
 from tests.fakes.marketo_server import new_token
 from tests.fakes.marketo_state import ApiError
 from tests.fakes.marketo_state import Call
@@ -66,6 +64,7 @@ class FakeMarketo:
         token_ttl: int = 3600,
         quota_tz: str = "America/Chicago",
         private_key: str = "munchkin-private-key",
+        port: int = 0,
     ) -> None:
         self.munchkin_id = munchkin_id
         self.client_id = client_id
@@ -77,11 +76,14 @@ class FakeMarketo:
         self.token_ttl = token_ttl
         self.quota_tz = ZoneInfo(quota_tz)
         self.private_key = private_key
+        self.port = port
         # Switches for behaviour the reference marks as unconfirmed.
         self.allow_query_token = False
         self.unknown_field_code = "1006"
         self.activity_skip_key = "errors"
         self.bulk_stage_seconds = 5.0
+        # Benchmarks sending many large calls can turn off keeping raw bodies in ``calls``.
+        self.keep_bodies = True
         self.url = ""
         self.lock = threading.RLock()
         self._meta = threading.Lock()
@@ -94,12 +96,16 @@ class FakeMarketo:
         self._load_fixtures()
 
     # ----------------------------------------------------------------- lifecycle
-    def start(self, port: int = 0) -> FakeMarketo:
+    def start(self, port: int | None = None) -> FakeMarketo:
         """Start serving on 127.0.0.1 (ephemeral port unless given) in a daemon thread."""
         self._stopping.clear()
         app = FakeApp(self, ROUTES)
         self._server = make_server(
-            "127.0.0.1", port, app, threaded=True, request_handler=_QuietHandler
+            "127.0.0.1",
+            self.port if port is None else port,
+            app,
+            threaded=True,
+            request_handler=_QuietHandler,
         )
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(
@@ -254,47 +260,7 @@ class FakeMarketo:
             "bulk": itertools.count(3501),
         }
         self.bulk_slots = [0.0, 0.0]
-        self.add_activity_type(
-            100001,
-            "signedUp",
-            name="Signed Up",
-            primary=("plan", "string"),
-            attributes=(
-                ("price", "currency", "Price"),
-                ("currency", "string", "Currency"),
-                ("trialDays", "integer", "Trial Days"),
-            ),
-        )
-        self.add_activity_type(
-            100002,
-            "productViewed",
-            name="Product Viewed",
-            primary=("productId", "string"),
-            attributes=(("productName", "string", "Product Name"), ("price", "float", "Price")),
-        )
-        self.add_activity_type(
-            100003,
-            "orderCompleted",
-            name="Order Completed",
-            primary=("orderId", "string"),
-            attributes=(
-                ("revenue", "currency", "Revenue"),
-                ("itemCount", "integer", "Items"),
-                ("coupon", "string", "Coupon"),
-                ("placedAt", "datetime", "Placed At"),
-            ),
-        )
-        self.add_activity_type(
-            100004,
-            "draftThing",
-            name="Draft Thing",
-            primary=("thing", "string"),
-            status="draft",
-        )
-        marketo_lists.create_folder(self, "Lead Database", None, folder_id=14)
-        marketo_lists.create_folder(self, "Gateway", 14, folder_id=31)
-        self.add_campaign(2001, "Gateway requested campaign")
-        self.add_campaign(2002, "Nightly batch", kind="batch", requestable=False)
+        load_fixtures(self)
 
     def next_id(self, kind: str) -> int:
         """Return the next id for ``kind`` (lead, activity, list, folder, bulk)."""
@@ -398,26 +364,6 @@ class FakeMarketo:
     def _usage_counts(self) -> dict[str, int]:
         with self._meta:
             return dict(self._daily)
-
-    def _control(self, request: Request) -> Response:
-        """Serve the ``/_fake/*`` endpoints other processes use to read and steer the fake."""
-        body = request.get_json(silent=True) or {}
-        path, method = request.path, request.method
-        if path == "/_fake/calls" and method == "GET":
-            return json_response(self.summary())
-        if path == "/_fake/reset" and method == "POST":
-            self.reset(reset_data=bool(body.get("reset_data")))
-            return json_response({"ok": True})
-        if path == "/_fake/script" and method == "POST":
-            self.script(str(body["path"]), *body.get("outcomes", []))
-            return json_response({"ok": True})
-        if path == "/_fake/expire_token" and method == "POST":
-            self.expire_token()
-            return json_response({"ok": True})
-        if path == "/_fake/advance" and method == "POST":
-            self.clock.advance(float(body.get("seconds", 0)))
-            return json_response({"ok": True, "now": self.clock.now()})
-        return json_response({"error": "unknown control endpoint"}, status=404)
 
 
 def main(argv: list[str] | None = None) -> None:

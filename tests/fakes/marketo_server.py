@@ -85,7 +85,7 @@ class FakeApp:
         """Serve one request."""
         request = Request(environ)
         if request.path.startswith("/_fake/"):
-            return self.fake._control(request)(environ, start_response)
+            return control(self.fake, request)(environ, start_response)
         call = self._record(request)
         try:
             response = self._handle(request, call)
@@ -114,7 +114,7 @@ class FakeApp:
             headers=dict(request.headers),
             json=parsed,
             form=form,
-            body=raw,
+            body=raw if self.fake.keep_bodies else b"",
             time=self.fake.clock.now(),
         )
         self.fake._append_call(call)
@@ -265,6 +265,40 @@ class FakeApp:
         if not token:
             raise ApiError("601", "Access token not specified")
         self.fake._check_token(token)
+
+
+def control(fake: FakeMarketo, request: Request) -> Response:
+    """Serve the ``/_fake/*`` endpoints other processes use to read and steer the fake."""
+    body = request.get_json(silent=True) or {}
+    path, method = request.path, request.method
+    if path == "/_fake/calls" and method == "GET":
+        summary = fake.summary()
+        if request.args.get("detail"):
+            summary["calls"] = [
+                {
+                    "method": c.method,
+                    "path": c.path,
+                    "status": c.status,
+                    "code": c.code,
+                    "time": c.time,
+                    "record_codes": c.record_codes,
+                }
+                for c in list(fake.calls)
+            ]
+        return json_response(summary)
+    if path == "/_fake/reset" and method == "POST":
+        fake.reset(reset_data=bool(body.get("reset_data")))
+        return json_response({"ok": True})
+    if path == "/_fake/script" and method == "POST":
+        fake.script(str(body["path"]), *body.get("outcomes", []))
+        return json_response({"ok": True})
+    if path == "/_fake/expire_token" and method == "POST":
+        fake.expire_token()
+        return json_response({"ok": True})
+    if path == "/_fake/advance" and method == "POST":
+        fake.clock.advance(float(body.get("seconds", 0)))
+        return json_response({"ok": True, "now": fake.clock.now()})
+    return json_response({"error": "unknown control endpoint"}, status=404)
 
 
 def json_response(body: Any, status: int = 200) -> Response:

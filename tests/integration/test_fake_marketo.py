@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -618,3 +623,43 @@ def test_usage_reports_counted_calls(api: Api, fake: FakeMarketo) -> None:
     usage = api.get("/rest/v1/stats/usage.json")["result"][0]
     assert usage["date"] == "2024-03-02"
     assert usage["total"] == 2 == fake.counted_calls_today()
+
+
+# ---------------------------------------------------------------- standalone
+
+
+def test_identity_path_takes_scripts_too(api: Api, fake: FakeMarketo) -> None:
+    fake.script("oauth/token", {"http_status": 503})
+    assert api.fetch_token().status_code == 503
+    assert api.fetch_token().status_code == 200
+
+
+def test_standalone_module_prints_url_and_serves_until_interrupted() -> None:
+    root = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.marketo", "--port", "0"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # the server prints this once it is listening
+        details = json.loads(line.split(" ", 3)[3])
+        token = requests.post(
+            details["url"] + "/identity/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": details["client_id"],
+                "client_secret": details["client_secret"],
+            },
+            timeout=TIMEOUT,
+        )
+        assert token.status_code == 200
+        summary = requests.get(details["url"] + "/_fake/calls", timeout=TIMEOUT).json()
+        assert summary["by_path"] == {"/identity/oauth/token": 1}
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+        if process.stdout is not None:
+            process.stdout.close()
