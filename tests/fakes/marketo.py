@@ -17,6 +17,7 @@ from werkzeug.serving import make_server
 
 from tests.fakes import marketo_activities
 from tests.fakes import marketo_bulk
+from tests.fakes import marketo_lead_ops
 from tests.fakes import marketo_leads
 from tests.fakes import marketo_lists
 from tests.fakes.marketo_fixtures import load_fixtures
@@ -37,7 +38,11 @@ logger = logging.getLogger(__name__)
 WINDOW_SECONDS = 20.0
 
 ROUTES = (
-    marketo_leads.ROUTES + marketo_activities.ROUTES + marketo_lists.ROUTES + marketo_bulk.ROUTES
+    marketo_leads.ROUTES
+    + marketo_lead_ops.ROUTES
+    + marketo_activities.ROUTES
+    + marketo_lists.ROUTES
+    + marketo_bulk.ROUTES
 )
 
 

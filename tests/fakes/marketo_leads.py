@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 MAX_RECORDS = 300
 # A filter matching more than 1,000 leads is refused with 1003.
 MAX_FILTER_MATCHES = 1000
-# Merge takes at most 25 losing lead ids (1080 beyond).
-MAX_MERGE_LOSERS = 25
 ACTIONS = ("createOrUpdate", "createOnly", "updateOnly", "createDuplicate")
 DEFAULT_FIELDS = "id,email,updatedAt,createdAt,firstName,lastName"
 EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
@@ -305,110 +303,9 @@ def describe2(fake: FakeMarketo, req: Req) -> dict[str, Any]:
     return envelope([{"name": "API Lead", "searchableFields": searchable, "fields": fields}])
 
 
-def associate(fake: FakeMarketo, req: Req, lead_id: str) -> dict[str, Any]:
-    """POST /rest/v1/leads/{id}/associate.json?cookie=: link a Munchkin cookie to a lead."""
-    lead = fake.leads.get(int(lead_id))
-    if lead is None:
-        raise ApiError("1004", f"Lead '{lead_id}' not found")
-    cookie = req.args.get("cookie") or ""
-    if not COOKIE_RE.match(cookie):
-        raise ApiError("1012", f"Invalid cookie value '{cookie}'")
-    token = cookie_token(cookie)
-    for other in fake.leads.values():
-        other["cookies"] = [c for c in other["cookies"] if cookie_token(c) != token]
-    lead["cookies"].append(cookie)
-    fake.associations.append({"leadId": lead["id"], "cookie": cookie, "time": fake.clock.now()})
-    return envelope()
-
-
-def merge(fake: FakeMarketo, req: Req, lead_id: str) -> dict[str, Any]:
-    """POST /rest/v1/leads/{winner}/merge.json: fold losers into the winner and delete them."""
-    raw = req.args.get("leadIds") or req.args.get("leadId") or ""
-    try:
-        losers = [int(v) for v in raw.split(",") if v.strip()]
-    except ValueError as exc:
-        raise ApiError("1003", "leadIds must be integers") from exc
-    if not losers:
-        raise ApiError("1003", "leadId or leadIds required")
-    if len(losers) > MAX_MERGE_LOSERS:
-        raise ApiError("1080", f"More than {MAX_MERGE_LOSERS} leads to merge")
-    winner_id = int(lead_id)
-    for candidate in [winner_id, *losers]:
-        if candidate not in fake.leads:
-            raise ApiError("1004", f"Lead '{candidate}' not found")
-    if winner_id in losers:
-        raise ApiError("1003", "Winner listed as loser")
-    winner = fake.leads[winner_id]
-    for loser_id in losers:
-        loser = fake.leads.pop(loser_id)
-        for name, value in loser.items():
-            if name not in ("id", "cookies", "createdAt") and winner.get(name) in (None, ""):
-                winner[name] = value
-        winner["cookies"].extend(loser["cookies"])
-        for static in fake.lists.values():
-            if loser_id in static["members"]:
-                static["members"].discard(loser_id)
-                static["members"].add(winner_id)
-        for activity in fake.activities:
-            if activity.get("leadId") == loser_id:
-                activity["leadId"] = winner_id
-    winner["updatedAt"] = iso(fake.clock.now())
-    fake.merges.append(
-        {"winner": winner_id, "losers": losers, "mergeInCRM": req.args.get("mergeInCRM")}
-    )
-    return envelope()
-
-
-def push(fake: FakeMarketo, req: Req) -> dict[str, Any]:
-    """POST /rest/v1/leads/push.json: createOrUpdate by ``lookupField`` ("Push Lead")."""
-    body = req.json_object()
-    lookup = body.get("lookupField") or "email"
-    check_lookup(fake, lookup, "createOrUpdate")
-    results = []
-    for index, record in enumerate(records_of(body)):
-        if index in req.forced:
-            results.append(skip(req.forced[index]))
-        else:
-            results.append(upsert(fake, record, "createOrUpdate", lookup))
-    return envelope(results)
-
-
-def submit_form(fake: FakeMarketo, req: Req) -> dict[str, Any]:
-    """POST /rest/v1/leads/submitForm.json: one form fill, upsert by email, optional cookie."""
-    body = req.json_object()
-    records = records_of(body)
-    if len(records) != 1 or not isinstance(records[0], dict):
-        raise ApiError("1003", "submitForm takes exactly one input")
-    if 0 in req.forced:
-        return envelope([skip(req.forced[0])])
-    entry = records[0]
-    fields = entry.get("leadFormFields") or {}
-    if not fields.get("email"):
-        return envelope([skip("1003", "Value for required field 'email' not specified")])
-    found = matches(fake, "email", fields["email"])
-    if found:
-        newest = max(found, key=lambda i: (fake.leads[i]["updatedAt"], i))
-        bad = check_record(fake, fields, "updateOnly")
-        if bad:
-            return envelope([bad])
-        update_lead(fake, newest, fields)
-        row = {"id": newest, "status": "updated"}
-    else:
-        row = upsert(fake, fields, "createOnly", "email")
-    cookie = entry.get("cookie")
-    if "id" in row and cookie and COOKIE_RE.match(cookie):
-        fake.leads[row["id"]]["cookies"].append(cookie)
-    fake.form_submissions.append({**body, "leadId": row.get("id")})
-    return envelope([row])
-
-
 ROUTES = [
     (r"/rest/v1/leads\.json", {"POST": sync_leads, "GET": get_leads}),
     (r"/rest/v1/lead/(?P<lead_id>\d+)\.json", {"GET": get_lead}),
     (r"/rest/v1/leads/describe\.json", {"GET": describe}),
     (r"/rest/v1/leads/describe2\.json", {"GET": describe2}),
-    (r"/rest/v1/leads/(?P<lead_id>\d+)/associate\.json", {"POST": associate}),
-    (r"/rest/v1/leads/(?P<lead_id>\d+)/merge\.json", {"POST": merge}),
-    (r"/rest/v1/leads/push\.json", {"POST": push}),
-    (r"/rest/v1/leads/submitForm\.json", {"POST": submit_form}),
 ]
