@@ -147,7 +147,14 @@ class FakeMarketo:
             return [call for call in self.calls if call.path.endswith(path_suffix)]
 
     def script(self, path_suffix: str, *outcomes: dict[str, Any]) -> None:
-        """Queue outcomes for the next requests whose path ends with ``path_suffix``."""
+        """Queue outcomes for the next requests whose path ends with ``path_suffix``.
+
+        Outcomes, consumed one per request in order (longest matching suffix first):
+        ``{"code": "606"}`` (``"message"`` optional), ``{"http_status": 503}`` (``"body"``,
+        ``"headers"`` optional), ``{"delay": 0.5}`` then normal handling, ``{"wait_for": event}``
+        (a ``threading.Event``; blocks in flight until set), ``{"hang": True}``, ``{"drop": True}``,
+        ``{"record_errors": {0: "1004"}}``. Delay and wait combine with the others.
+        """
         with self._meta:
             self._scripts.setdefault(path_suffix, collections.deque()).extend(outcomes)
 

@@ -161,6 +161,9 @@ class FakeApp:
             return None
         if outcome.get("delay"):
             self.fake._stopping.wait(float(outcome["delay"]))
+        gate = outcome.get("wait_for")  # a threading.Event (in-process tests only)
+        while gate is not None and not gate.wait(0.02) and not self.fake._stopping.is_set():
+            pass
         if outcome.get("drop"):
             self._drop(request)
         if outcome.get("hang"):

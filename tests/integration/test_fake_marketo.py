@@ -198,32 +198,53 @@ def test_615_when_more_than_concurrency_in_flight(clock: FakeClock) -> None:
     with FakeMarketo(clock=clock, concurrency=3) as fake:
         api = Api(fake)
         api.fetch_token()
-        fake.script("describe.json", *[{"delay": 0.3}] * 3)
+        gate = threading.Event()
+        fake.script("describe.json", *[{"wait_for": gate}] * 3)
         results: list[str | None] = []
-        lock = threading.Lock()
 
         def worker() -> None:
-            body = Api(fake)
-            body.token = api.token
-            code = error_code(body.get("/rest/v1/leads/describe.json"))
-            with lock:
-                results.append(code)
+            client = Api(fake)
+            client.token = api.token
+            results.append(error_code(client.get("/rest/v1/leads/describe.json")))
 
         threads = [threading.Thread(target=worker) for _ in range(3)]
         for thread in threads:
             thread.start()
         poll = threading.Event()
-        for _ in range(500):  # poll (deadline 5 s) until the three delayed calls are in flight
+        for _ in range(500):  # poll (deadline 5 s) until the three gated calls are in flight
             if fake.in_flight >= 3:
                 break
             poll.wait(0.01)
         extra = error_code(api.get("/rest/v1/leads/describe.json"))
+        gate.set()
         for thread in threads:
-            thread.join()
+            thread.join(timeout=TIMEOUT)
         assert extra == "615"
         assert results == [None, None, None]
         assert fake.max_concurrency_seen == 4
         assert fake.counted_calls_today() == 3
+
+
+def test_parallel_delayed_calls_within_limit_all_succeed(clock: FakeClock) -> None:
+    with FakeMarketo(clock=clock, concurrency=4) as fake:
+        api = Api(fake)
+        api.fetch_token()
+        fake.script("describe.json", *[{"delay": 0.2}] * 4)
+        results: list[str | None] = []
+
+        def worker() -> None:
+            client = Api(fake)
+            client.token = api.token
+            results.append(error_code(client.get("/rest/v1/leads/describe.json")))
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=TIMEOUT)
+        assert results == [None] * 4
+        assert 1 <= fake.max_concurrency_seen <= 4
+        assert fake.errors_returned["615"] == 0
 
 
 def test_body_over_1mb_gets_413_and_long_uri_414(api: Api, fake: FakeMarketo) -> None:
