@@ -11,8 +11,8 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
+from tests.fakes.marketo_extra import LookupIndex
 from tests.fakes.marketo_leads import check_lookup
-from tests.fakes.marketo_leads import upsert
 from tests.fakes.marketo_lists import static_list
 from tests.fakes.marketo_state import ApiError
 from tests.fakes.marketo_state import envelope
@@ -72,12 +72,13 @@ def run_import(fake: FakeMarketo, job: dict[str, Any]) -> None:
     warnings.writerow([*header, "Import Warning Reason"])
     action = "updateOnly" if job["lookupField"] == "id" else "createOrUpdate"
     processed = failed = warned = 0
+    index = LookupIndex(fake, job["lookupField"])
     for row in reader:
         record = {k: v for k, v in row.items() if k in fake.fields and v not in ("", None)}
         long = [k for k, v in record.items() if len(v) > (fake.fields[k].length or 1 << 30)]
         for name in long:
             record[name] = record[name][: fake.fields[name].length]
-        outcome = upsert(fake, record, action, job["lookupField"])
+        outcome = index.upsert(record, action)
         values = [row.get(name) or "" for name in header]
         if outcome["status"] == "skipped":
             failed += 1
