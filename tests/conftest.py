@@ -13,7 +13,11 @@ from app import create_app
 from app.settings import hash_secret
 
 # Fixture plugins owned by each area of the test suite.
-pytest_plugins: list[str] = ["tests.fixtures_stores", "tests.fixtures_intake"]
+pytest_plugins: list[str] = [
+    "tests.fixtures_stores",
+    "tests.fixtures_intake",
+    "tests.fixtures_backoffice",
+]
 
 SERVER_KEY = "sk_test_server_key_0123456789"
 BROWSER_KEY = "bk_test_browser_key"
