@@ -457,6 +457,13 @@ def test_control_endpoints_summarise_script_and_reset(api: Api, fake: FakeMarket
     summary = requests.get(fake.url + "/_fake/calls", timeout=TIMEOUT).json()
     assert summary["by_path"]["/rest/v1/leads/describe.json"] == 2
     assert summary["by_code"]["611"] == 1 and summary["max_concurrency_seen"] == 1
+    detail = requests.get(fake.url + "/_fake/calls?detail=1", timeout=TIMEOUT).json()
+    assert [c["code"] for c in detail["calls"]] == [None, None, "611"]
+    requests.post(fake.url + "/_fake/expire_token", timeout=TIMEOUT)
+    assert error_code(api.get("/rest/v1/leads/describe.json")) == "602"
+    before = fake.clock.now()
+    requests.post(fake.url + "/_fake/advance", json={"seconds": 30}, timeout=TIMEOUT)
+    assert fake.clock.now() == before + 30
     fake.add_lead(email="kept@example.com")
     requests.post(fake.url + "/_fake/reset", json={}, timeout=TIMEOUT)
     assert fake.calls == [] and fake.counted_calls_today() == 0 and len(fake.leads) == 1
