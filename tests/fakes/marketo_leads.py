@@ -192,12 +192,15 @@ def sync_leads(fake: FakeMarketo, req: Req) -> dict[str, Any]:
         raise ApiError("1003", f"Invalid action '{action}'")
     lookup = body.get("lookupField") or "email"
     check_lookup(fake, lookup, action)
+    from tests.fakes.marketo_extra import LookupIndex  # imports this module
+
+    lookup_index = LookupIndex(fake, lookup)
     results = []
     for index, record in enumerate(records_of(body)):
         if index in req.forced:
             results.append(skip(req.forced[index]))
         else:
-            results.append(upsert(fake, record, action, lookup))
+            results.append(lookup_index.upsert(record, action))
     return envelope(results)
 
 
@@ -253,8 +256,17 @@ def get_leads(fake: FakeMarketo, req: Req) -> dict[str, Any]:
         raise ApiError("1003", f"More than {MAX_RECORDS} filter values")
     fields = requested_fields(fake, req.args.get("fields"))
     found: set[int] = set()
-    for value in values:
-        found.update(matches(fake, filter_type, value))
+    if filter_type in ("id", "cookies"):
+        for value in values:
+            found.update(matches(fake, filter_type, value))
+    else:
+        # One pass over the leads, not one per value: filters carry up to 300 values.
+        fold = str.lower if filter_type == "email" else str
+        wanted = {fold(v) for v in values}
+        for lead_id, lead in fake.leads.items():
+            have = lead.get(filter_type)
+            if have not in (None, "") and fold(str(have)) in wanted:
+                found.add(lead_id)
     if len(found) > MAX_FILTER_MATCHES:
         raise ApiError("1003", "Too many results match the filter")
     rows = [project(fake, fake.leads[i], fields) for i in sorted(found)]
