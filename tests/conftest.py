@@ -17,6 +17,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures_stores",
     "tests.fixtures_intake",
     "tests.fixtures_backoffice",
+    "tests.fixtures_marketo",
 ]
 
 SERVER_KEY = "sk_test_server_key_0123456789"

@@ -76,6 +76,14 @@ class Transient(Retryable):
         self.maybe_applied = maybe_applied
 
 
+class Busy(Retryable):
+    """Another worker is resolving leads right now; try again shortly, without charge."""
+
+    def __init__(self, message: str, *, retry_after: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
 class Permanent(MarketoError):
     """Sending the same request again cannot succeed."""
 

@@ -1,0 +1,216 @@
+"""Turn a batch of outbox events into Marketo calls and return one outcome per event.
+
+This is what the dispatcher calls. It never retries or waits: a retryable failure becomes a
+`retry` outcome carrying the exception, and the dispatcher decides when to try again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Any
+
+from app.marketo.activities import send_activities
+from app.marketo.batch_extras import BatchExtras
+from app.marketo.batch_extras import combine
+from app.marketo.client import MarketoClient
+from app.marketo.errors import MarketoError
+from app.marketo.errors import Retryable
+from app.marketo.identify import Identifier
+from app.marketo.leads import LeadResolver
+from app.marketo.leads import Who
+from app.marketo.leads import who_of
+from app.marketo.mapping import CoercionError
+from app.marketo.mapping import activity
+from app.marketo.outcomes import DEAD
+from app.marketo.outcomes import DROPPED
+from app.marketo.outcomes import OK
+from app.marketo.outcomes import RETRY
+from app.marketo.outcomes import Outcome
+from app.marketo.outcomes import failed
+from app.outbox.shared import SharedState
+from app.outbox.store import StoredEvent
+from app.settings import EventMapping
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Integration names that switch Marketo delivery off for one event.
+INTEGRATION_NAMES = ("Marketo", "Marketo V2")
+
+
+def disabled(message: dict[str, Any]) -> bool:
+    """Tell whether `integrations` turns Marketo off for this message."""
+    flags = message.get("integrations") or {}
+    if not isinstance(flags, dict):
+        return False
+    named = [flags[name] for name in INTEGRATION_NAMES if name in flags]
+    if named:
+        return not any(bool(v) for v in named)
+    return flags.get("All") is False
+
+
+class Delivery:
+    """Delivers batches of events for one settings generation."""
+
+    def __init__(
+        self,
+        client: MarketoClient,
+        shared: SharedState,
+        settings: Settings,
+        clock: Callable[[], float],
+        on_link: Callable[[str, str | None], int] | None = None,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.resolver = LeadResolver(client, shared, settings, clock)
+        self.identifier = Identifier(client, shared, settings, self.resolver)
+        self.extras = BatchExtras(client, settings, self.resolver)
+        self.on_link = on_link
+
+    def deliver(self, events: Sequence[StoredEvent]) -> dict[int, Outcome]:
+        """Return an outcome for every event id in `events`."""
+        outcomes: dict[int, Outcome] = {}
+        identifies: list[StoredEvent] = []
+        aliases: list[StoredEvent] = []
+        tracks: list[tuple[StoredEvent, EventMapping, str]] = []
+        for stored in events:
+            message = stored.event.payload
+            kind = stored.event.type
+            if disabled(message):
+                outcomes[stored.id] = Outcome(DROPPED, "disabled_by_integrations")
+            elif kind == "identify":
+                identifies.append(stored)
+            elif kind == "alias":
+                aliases.append(stored)
+            elif kind == "track":
+                name = str(message.get("event") or "")
+                mapping = self.settings.events.get(name)
+                if mapping is None:
+                    outcomes[stored.id] = Outcome(DROPPED, "event_not_mapped")
+                else:
+                    tracks.append((stored, mapping, name))
+            elif kind == "page" and self.settings.page_activity is not None:
+                name = str(message.get("name") or "page")
+                tracks.append((stored, self.settings.page_activity, name))
+            elif kind == "page":
+                outcomes[stored.id] = Outcome(DROPPED, "event_not_mapped")
+            else:
+                outcomes[stored.id] = Outcome(DROPPED, "unsupported_type")
+        interrupted: Retryable | None = None
+        phases: list[tuple[Callable[[Any], dict[int, Outcome]], Sequence[Any]]] = [
+            (lambda items: self.identifier.identify(items, self._link), identifies),
+            (self._alias, aliases),
+            (self._track, tracks),
+        ]
+        for handler, items in phases:
+            if not items or interrupted is not None:
+                continue
+            try:
+                outcomes.update(handler(items))
+            except Retryable as exc:
+                logger.info("delivery interrupted: %s", exc)
+                interrupted = exc
+        outcomes.update(self._extras(events, outcomes))
+        for stored in events:
+            if stored.id not in outcomes:
+                if interrupted is not None:
+                    outcomes[stored.id] = failed(interrupted)
+                else:
+                    outcomes[stored.id] = Outcome(DEAD, "no_outcome", "delivery gave no outcome")
+        return outcomes
+
+    def _link(self, anonymous_id: str | None, user_id: str | None) -> None:
+        """An identify or alias tied an anonymousId to a user: release its held events."""
+        if anonymous_id and self.on_link is not None:
+            released = self.on_link(anonymous_id, user_id)
+            if released:
+                logger.info("released %d held events of an anonymous visitor", released)
+
+    def _alias(self, aliases: Sequence[StoredEvent]) -> dict[int, Outcome]:
+        """alias: point previousId at userId's lead (when known) and release held events."""
+        outcomes: dict[int, Outcome] = {}
+        whos = [Who(user_id=s.event.user_id, email=who_of(s.event.payload).email) for s in aliases]
+        resolved = self.resolver.resolve(whos, create=False)
+        for stored, result in zip(aliases, resolved, strict=True):
+            previous = stored.event.payload.get("previousId")
+            merged = self.extras.merge_alias(stored, result.lead_id)  # before link: needs both
+            if merged is not None and merged.status == RETRY:
+                outcomes[stored.id] = merged
+                continue
+            if previous and result.lead_id is not None:
+                previous = str(previous)
+                self.resolver.link(
+                    [("anonymousId", previous), ("userId", previous)], result.lead_id
+                )
+            self._link(str(previous) if previous else None, stored.event.user_id)
+            outcomes[stored.id] = merged or OK
+        return outcomes
+
+    def _extras(
+        self, events: Sequence[StoredEvent], outcomes: dict[int, Outcome]
+    ) -> dict[int, Outcome]:
+        """Audience membership and campaign triggers, combined with each event's outcome."""
+        enabled = [s for s in events if not disabled(s.event.payload)]
+        try:
+            extra = self.extras.deliver(enabled)
+        except Retryable as exc:
+            extra = {s.id: failed(exc) for s in enabled if self.extras.wants(s.event.payload)}
+        return {i: combine(outcomes.get(i), o) for i, o in extra.items()}
+
+    def _track(self, tracks: Sequence[tuple[StoredEvent, EventMapping, str]]) -> dict[int, Outcome]:
+        """track/page: resolve leads, build activities, send ≤ 300 a call; 1004 re-resolves once."""
+        outcomes: dict[int, Outcome] = {}
+        pending = list(tracks)
+        for attempt in range(2):
+            whos = [who_of(stored.event.payload) for stored, _, _ in pending]
+            try:
+                resolved = self.resolver.resolve(whos)
+            except Retryable as exc:
+                if attempt == 0:
+                    raise  # nothing sent yet: the whole phase is retried
+                outcomes.update({stored.id: failed(exc) for stored, _, _ in pending})
+                break
+            items: list[tuple[int, dict[str, Any]]] = []
+            cookies: list[tuple[str, int]] = []
+            for (stored, mapping, name), who, result in zip(pending, whos, resolved, strict=True):
+                if result.lead_id is None:
+                    if result.error is not None:
+                        outcomes[stored.id] = failed(result.error)
+                    else:
+                        outcomes[stored.id] = Outcome(DEAD, result.reason, "no lead for this event")
+                    continue
+                try:
+                    items.append(
+                        (stored.id, activity(stored.event.payload, mapping, result.lead_id, name))
+                    )
+                except CoercionError as exc:
+                    outcomes[stored.id] = Outcome(DEAD, exc.reason, str(exc))
+                    continue
+                if who.cookie:
+                    cookies.append((who.cookie, result.lead_id))
+            sent = send_activities(self.client, items)
+            retry_ids: set[int] = set()
+            for event_id, result in sent.items():
+                if result.lead_missing and attempt == 0:
+                    self.resolver.forget(result.lead_id)
+                    retry_ids.add(event_id)
+                elif result.error is not None:
+                    outcomes[event_id] = failed(result.error)
+                else:
+                    outcomes[event_id] = OK
+            self._associate(cookies)
+            pending = [t for t in pending if t[0].id in retry_ids]
+            if not pending:
+                break
+        return outcomes
+
+    def _associate(self, pairs: Sequence[tuple[str, int]]) -> None:
+        """Tie cookies to leads after the activities went out; a failure never fails an event."""
+        if not pairs:
+            return
+        try:
+            self.resolver.associate(pairs)
+        except MarketoError as exc:
+            logger.warning("cookie association postponed: %s", exc)

@@ -1,0 +1,150 @@
+"""Wire a store, the shared state and the current settings into a client, delivery and dispatcher.
+
+Flask-free, so `flask worker`, the embedded thread, benchmarks and tests build it the same way.
+A settings change (hot reload) builds a fresh client and delivery on the next batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from collections.abc import Sequence
+
+from app.marketo.client import MarketoClient
+from app.marketo.client import Observer
+from app.marketo.delivery import Delivery
+from app.marketo.errors import MarketoError
+from app.marketo.outcomes import Outcome
+from app.outbox.dispatcher import DEFAULT_LEASE_S
+from app.outbox.dispatcher import RETENTION_S
+from app.outbox.dispatcher import Dispatcher
+from app.outbox.dispatcher import Gate
+from app.outbox.shared import SharedState
+from app.outbox.store import Store
+from app.outbox.store import StoredEvent
+from app.ratelimit import Budget
+from app.ratelimit import quota_day
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Resync the daily count from Marketo's usage report this often (other integrations share it).
+USAGE_RESYNC_S = 3600.0
+# A slot whose holder vanished stops counting as in flight after the read timeout plus this.
+SLOT_GRACE_S = 30.0
+
+
+class Engine:
+    """The delivery machinery for one gateway process."""
+
+    def __init__(
+        self,
+        settings: Callable[[], Settings],
+        store: Store,
+        shared: SharedState,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], object] = time.sleep,
+        rand: Callable[[], float] = random.random,
+        lease_s: float = DEFAULT_LEASE_S,
+        observer: Observer | None = None,
+        on_outcome: Callable[[str, str | None, int], None] | None = None,
+        resync_usage: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.shared = shared
+        self.clock = clock
+        self.observer = observer
+        self.resync_usage = resync_usage
+        self._lock = threading.Lock()
+        self._current: tuple[Settings, MarketoClient, Delivery] | None = None
+        self._last_usage = float("-inf")
+        self._last_compact = float("-inf")
+        self.gate = Gate(
+            shared,
+            lambda: Budget.from_limits(self.settings().limits),
+            clock,
+            sleep,
+            slot_ttl=float(settings().limits.timeout_s) + SLOT_GRACE_S,
+        )
+        self.dispatcher = Dispatcher(
+            store,
+            shared,
+            self.deliverer,
+            settings,
+            clock=clock,
+            rand=rand,
+            lease_s=lease_s,
+            on_outcome=on_outcome,
+            maintenance=self.maintain,
+        )
+
+    def _parts(self) -> tuple[MarketoClient, Delivery]:
+        settings = self.settings()
+        with self._lock:
+            if self._current is None or self._current[0] is not settings:
+                if self._current is not None:
+                    self._current[1].close()
+                client = MarketoClient(
+                    settings,
+                    tokens=self.shared,
+                    limiter=self.gate,
+                    clock=self.clock,
+                    observer=self.observer,
+                )
+                delivery = Delivery(client, self.shared, settings, self.clock, self._release)
+                self._current = (settings, client, delivery)
+            return self._current[1], self._current[2]
+
+    def client(self) -> MarketoClient:
+        """Return the client for the settings in force."""
+        return self._parts()[0]
+
+    def deliverer(self) -> Callable[[Sequence[StoredEvent]], dict[int, Outcome]]:
+        """Return the deliver callable for the settings in force."""
+        return self._parts()[1].deliver
+
+    def _release(self, anonymous_id: str, user_id: str | None) -> int:
+        return self.store.release_held(anonymous_id, user_id, self.clock())
+
+    def maintain(self, now: float) -> None:
+        """Housekeeping: expire old held events, compact old rows, resync the daily count."""
+        settings = self.settings()
+        expired = self.store.expire_held(now - settings.anonymous_hold_days * 86_400.0, now)
+        if expired:
+            logger.info("dropped %d held events past anonymous_hold_days", expired)
+        if now - self._last_compact >= USAGE_RESYNC_S:
+            self._last_compact = now
+            self.store.compact(now - RETENTION_S)
+        if (
+            self.resync_usage
+            and settings.has_credentials
+            and now - self._last_usage >= USAGE_RESYNC_S
+        ):
+            self._last_usage = now
+            self._resync(settings, now)
+
+    def _resync(self, settings: Settings, now: float) -> None:
+        budget = Budget.from_limits(settings.limits)
+        today = quota_day(now, budget.reset_tz)
+        try:
+            rows = self.client().usage()
+        except MarketoError as exc:
+            logger.warning("could not read Marketo's usage report: %s", exc)
+            return
+        theirs = sum(int(r.get("total") or 0) for r in rows if str(r.get("date", ""))[:10] == today)
+        ours = self.shared.limiter(budget, now).calls_today
+        if theirs > ours:
+            self.shared.set_calls_today(theirs, budget, now)
+            logger.info("daily call count resynced from Marketo: %d", theirs)
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        with self._lock:
+            if self._current is not None:
+                self._current[1].close()
+                self._current = None

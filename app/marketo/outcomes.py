@@ -1,0 +1,33 @@
+"""What delivery reports per event: delivered, dropped or dead with a reason, or retry later."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.marketo.errors import MarketoError
+from app.marketo.errors import Retryable
+
+DELIVERED = "delivered"
+DROPPED = "dropped"
+DEAD = "dead"
+RETRY = "retry"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one event ended this time; `error` is set for retry and says which policy applies."""
+
+    status: str
+    reason: str | None = None
+    detail: str | None = None
+    error: Retryable | None = None
+
+
+OK = Outcome(DELIVERED)
+
+
+def failed(error: MarketoError) -> Outcome:
+    """Return the outcome for a failure: retry for retryable ones, else dead with its code."""
+    if isinstance(error, Retryable):
+        return Outcome(RETRY, error.reason, str(error), error)
+    return Outcome(DEAD, error.reason, str(error))

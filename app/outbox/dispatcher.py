@@ -1,0 +1,306 @@
+"""The dispatcher: claim → deliver → ack, reschedule or dead-letter. The only loop, the only sleep.
+
+It knows nothing of HTTP. A `deliver` callable turns a batch into one outcome per event; the
+exception class inside a `retry` outcome picks the policy (SPEC §6.7): refresh and retry at once,
+back off the whole limiter, park until the quota resets, or back off with jitter.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Any
+
+from app.marketo.errors import Busy
+from app.marketo.errors import CredentialsRejected
+from app.marketo.errors import QuotaExhausted
+from app.marketo.errors import RateLimited
+from app.marketo.errors import Retryable
+from app.marketo.errors import TokenInvalid
+from app.marketo.outcomes import DEAD
+from app.marketo.outcomes import DELIVERED
+from app.marketo.outcomes import DROPPED
+from app.marketo.outcomes import RETRY
+from app.marketo.outcomes import Outcome
+from app.outbox.shared import SharedState
+from app.outbox.shared import Slot
+from app.outbox.store import Store
+from app.outbox.store import StoredEvent
+from app.ratelimit import QUOTA
+from app.ratelimit import Budget
+from app.ratelimit import quota_resets_at
+from app.retry import RetryPolicy
+
+logger = logging.getLogger(__name__)
+
+#: A claim lasts this long; a crashed worker's events return to pending when it ends.
+DEFAULT_LEASE_S = 600.0
+#: How long one call may wait in-thread for the shared budget before its batch is rescheduled.
+MAX_GATE_WAIT_S = 25.0
+#: Idle poll interval when nothing is due.
+IDLE_POLL_S = 0.25
+#: Pause after bad credentials: an operator must act, so do not hammer the identity endpoint.
+CREDENTIALS_PAUSE_S = 300.0
+#: Within this long after our computed quota reset, a 607 means Marketo's clock differs: probe.
+QUOTA_RESET_TOLERANCE_S = 3600.0
+#: Probe interval while parked on 607 near the reset time.
+QUOTA_PROBE_S = 900.0
+#: How often housekeeping (held-event expiry, compaction) runs.
+MAINTENANCE_EVERY_S = 60.0
+#: Delivered and dropped rows are kept this long, then compacted (counts survive).
+RETENTION_S = 7 * 86_400.0
+
+Deliver = Callable[[Sequence[StoredEvent]], dict[int, Outcome]]
+
+
+class Gate:
+    """Hands out call slots from the shared budget, waiting for one when the wait is short."""
+
+    def __init__(
+        self,
+        shared: SharedState,
+        budget: Callable[[], Budget],
+        clock: Callable[[], float],
+        sleep: Callable[[float], Any],
+        slot_ttl: float,
+        max_wait_s: float = MAX_GATE_WAIT_S,
+    ) -> None:
+        self.shared = shared
+        self.budget = budget
+        self.clock = clock
+        self.sleep = sleep
+        self.slot_ttl = slot_ttl
+        self.max_wait_s = max_wait_s
+
+    def acquire(self) -> Slot:
+        """Return a slot; raise QuotaExhausted or RateLimited when the wait would be too long."""
+        deadline = self.clock() + self.max_wait_s
+        while True:
+            now = self.clock()
+            decision, slot = self.shared.acquire_slot(self.budget(), now, self.slot_ttl)
+            if slot is not None:
+                return slot
+            if decision.reason in (QUOTA, "607"):
+                raise QuotaExhausted("daily quota used up", resets_at=now + decision.wait)
+            if now + decision.wait > deadline:
+                raise RateLimited(
+                    f"call budget busy ({decision.reason})",
+                    retry_after=decision.wait,
+                    marketo_code="limiter",
+                )
+            self.sleep(max(decision.wait, 0.001))
+
+    def release(self, slot: object, counted: bool) -> None:
+        """Give the slot back."""
+        if isinstance(slot, Slot):
+            self.shared.release_slot(slot, counted, self.clock())
+
+
+class Dispatcher:
+    """Claims due events in batches and settles each by its delivery outcome."""
+
+    def __init__(
+        self,
+        store: Store,
+        shared: SharedState,
+        deliver: Callable[[], Deliver],
+        settings: Callable[[], Any],
+        *,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+        lease_s: float = DEFAULT_LEASE_S,
+        on_outcome: Callable[[str, str | None, int], None] | None = None,
+        maintenance: Callable[[float], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.shared = shared
+        self.deliver = deliver
+        self.settings = settings
+        self.clock = clock
+        self.rand = rand
+        self.lease_s = lease_s
+        self.on_outcome = on_outcome
+        self.maintenance = maintenance
+        self._buffer: list[StoredEvent] = []
+        self._buffer_due = 0.0
+        self._last_maintenance = float("-inf")
+
+    # One step --------------------------------------------------------------------------------
+    def run_once(self, flush: bool = True) -> int:
+        """Claim due events and deliver a batch when full, old enough, or `flush`; return how many
+        events were settled."""
+        settings = self.settings()
+        limits = settings.limits
+        now = self.clock()
+        if now - self._last_maintenance >= MAINTENANCE_EVERY_S and self.maintenance is not None:
+            self._last_maintenance = now
+            self.maintenance(now)
+        if not settings.has_credentials:
+            return 0
+        view = self.shared.limiter(Budget.from_limits(limits), now)
+        if view.paused_until is not None and view.paused_until - now > MAX_GATE_WAIT_S:
+            return 0  # parked (607, bad credentials, long back-off): intake keeps accepting
+        want = int(limits.batch_size) - len(self._buffer)
+        if want > 0:
+            claimed = self.store.claim(want, self.lease_s, now)
+            if claimed and not self._buffer:
+                self._buffer_due = now
+            for item in claimed:
+                if item.attempts == 0:
+                    self._buffer_due = min(self._buffer_due, item.event.received_at)
+            self._buffer.extend(claimed)
+        if not self._buffer:
+            return 0
+        full = len(self._buffer) >= int(limits.batch_size)
+        if not (flush or full or now - self._buffer_due >= float(limits.batch_wait_s)):
+            return 0
+        batch, self._buffer = self._buffer, []
+        return self._run(batch, settings)
+
+    def next_wait(self) -> float:
+        """Return how long `run_forever` may idle before the next step is useful."""
+        now = self.clock()
+        if self._buffer:
+            due = self._buffer_due + float(self.settings().limits.batch_wait_s)
+            return min(max(due - now, 0.0), IDLE_POLL_S * 4)
+        return IDLE_POLL_S
+
+    def release_buffer(self) -> None:
+        """Hand buffered claims back at once (on shutdown), without charging an attempt."""
+        batch, self._buffer = self._buffer, []
+        if batch:
+            now = self.clock()
+            self.store.retry([e.id for e in batch], now, "worker stopped", now, charge=False)
+
+    # Delivery and settlement -----------------------------------------------------------------
+    def _run(self, batch: list[StoredEvent], settings: Any) -> int:
+        now = self.clock()
+        try:
+            deliver = self.deliver()
+            outcomes = deliver(batch)
+            stale = [e for e in batch if _is(outcomes.get(e.id), TokenInvalid)]
+            if stale:  # 601/602: the token was dropped; retry once, at once, uncharged
+                outcomes.update(deliver(stale))
+        except CredentialsRejected as exc:
+            logger.error("Marketo refused the client credentials: %s", exc)
+            self._note_error(exc)
+            until = now + CREDENTIALS_PAUSE_S
+            self.shared.pause(until, "credentials")
+            self.store.retry([e.id for e in batch], until, str(exc), now, charge=False)
+            return 0
+        except Exception as exc:  # a bug must not spin: back off, charged, towards dead letters
+            logger.exception("delivery failed unexpectedly")
+            outcomes = {e.id: Outcome(RETRY, "internal_error", repr(exc)) for e in batch}
+        self._settle(batch, outcomes, settings)
+        return len(batch)
+
+    def _settle(
+        self, batch: list[StoredEvent], outcomes: dict[int, Outcome], settings: Any
+    ) -> None:
+        now = self.clock()
+        policy = RetryPolicy(max_attempts=int(settings.limits.max_attempts))
+        delivered: list[int] = []
+        ended: dict[tuple[str, str, str | None], list[int]] = {}
+        retries: dict[tuple[float, bool, str], list[int]] = {}
+        for stored in batch:
+            outcome = outcomes.get(stored.id) or Outcome(RETRY, "no_outcome", "no outcome")
+            if outcome.status == DELIVERED:
+                delivered.append(stored.id)
+                continue
+            if outcome.status in (DROPPED, DEAD):
+                key = (outcome.status, outcome.reason or "unknown", outcome.detail)
+                ended.setdefault(key, []).append(stored.id)
+                continue
+            at, charge = self._when(stored, outcome, now, settings, policy)
+            if charge and policy.exhausted(stored.attempts + 1):
+                detail = f"{outcome.reason}: {outcome.detail}"
+                ended.setdefault((DEAD, "retries_exhausted", detail), []).append(stored.id)
+                continue
+            retries.setdefault((at, charge, outcome.detail or ""), []).append(stored.id)
+        if delivered:
+            self.store.ack(delivered, now)
+            self._count(DELIVERED, None, len(delivered))
+        for (status, reason, detail), ids in ended.items():
+            if status == DROPPED:
+                self.store.drop(ids, reason, now, detail)
+            else:
+                self.store.dead(ids, reason, now, detail)
+            self._count(status, reason, len(ids))
+        for (at, charge, detail), ids in retries.items():
+            self.store.retry(ids, at, detail, now, charge=charge)
+            self._count(RETRY, None, len(ids))
+
+    def _when(
+        self,
+        stored: StoredEvent,
+        outcome: Outcome,
+        now: float,
+        settings: Any,
+        policy: RetryPolicy,
+    ) -> tuple[float, bool]:
+        """Return (due time, charge an attempt?) for a retry outcome, pausing the limiter."""
+        error = outcome.error
+        if error is not None:
+            self._note_error(error)
+        if isinstance(error, RateLimited):  # 606/615: back off the whole limiter, uncharged
+            until = now + max(error.retry_after, 0.0)
+            if error.marketo_code != "limiter":
+                self.shared.pause(until, error.marketo_code or "606")
+            return until, False
+        if isinstance(error, QuotaExhausted):  # 607: park until the quota resets
+            tz = settings.limits.quota_reset_tz
+            resets = error.resets_at or quota_resets_at(now, tz)
+            since_reset = now - (resets - 86_400.0)
+            until = now + QUOTA_PROBE_S if since_reset < QUOTA_RESET_TOLERANCE_S else resets
+            self.shared.pause(until, "607")
+            return until, False
+        if isinstance(error, Busy):
+            return now + error.retry_after, False
+        retry_after = getattr(error, "retry_after", None)
+        attempt = stored.attempts + 1
+        return now + policy.delay(attempt, retry_after, self.rand()), True
+
+    def _note_error(self, error: Exception) -> None:
+        self.shared.set_last_error(
+            {
+                "class": type(error).__name__,
+                "code": getattr(error, "marketo_code", "") or None,
+                "message": str(error),
+                "at": self.clock(),
+            }
+        )
+
+    def _count(self, status: str, reason: str | None, n: int) -> None:
+        if self.on_outcome is not None:
+            self.on_outcome(status, reason, n)
+
+    # The loop --------------------------------------------------------------------------------
+    def run_forever(self, stop: threading.Event) -> None:
+        """Step until `stop` is set; each step is caught and logged so one failure never ends it."""
+        logger.info("dispatcher started")
+        while not stop.is_set():
+            settled = 0
+            try:
+                settled = self.run_once(flush=False)
+                wait = 0.0 if settled else self.next_wait()
+            except Exception:
+                logger.exception("dispatcher step failed")
+                wait = IDLE_POLL_S * 4
+            if wait > 0:
+                stop.wait(wait)
+        try:
+            self.release_buffer()
+        except Exception:
+            logger.exception("could not release buffered events; their leases will expire")
+        logger.info("dispatcher stopped")
+
+
+def _is(outcome: Outcome | None, cls: type) -> bool:
+    return outcome is not None and outcome.status == RETRY and isinstance(outcome.error, cls)
+
+
+__all__ = ["Dispatcher", "Gate", "Retryable"]
