@@ -20,6 +20,9 @@ UNSUPPORTED_TYPE = "unsupported_type"
 # Integration names that address this destination in a Segment `integrations` object.
 MARKETO_NAMES = ("Marketo", "Marketo V2")
 
+# Personas audience tracks: static-list membership when `lists` is configured.
+AUDIENCE_EVENTS = frozenset({"Audience Entered", "Audience Exited"})
+
 # Types that say who a visitor is; everything else waits for them when anonymous is not allowed.
 IDENTITY_TYPES = frozenset({"identify", "alias"})
 
@@ -42,7 +45,8 @@ def _type_reason(event: Event, settings: Settings) -> str | None:
     kind = event.type
     if kind == "track":
         name = event.payload["event"]
-        if name not in settings.events and name not in settings.campaigns:
+        audience = settings.lists is not None and name in AUDIENCE_EVENTS
+        if name not in settings.events and name not in settings.campaigns and not audience:
             return EVENT_NOT_MAPPED
     elif kind == "page":
         if event.source_kind == "browser" and settings.send_track_server_side:
