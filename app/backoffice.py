@@ -33,20 +33,16 @@ def settings(app: Flask | None = None) -> Settings:
 
 def marketo_client(app: Flask | None = None) -> Any:
     """Return the app's Marketo client, the one delivery uses, so every call shares one limiter."""
-    app = _app(app)
-    factory = app.extensions.get("marketo_client")
-    if callable(factory):
-        return factory()
-    if factory is not None:
-        return factory
-    from app.marketo.client import MarketoClient
+    from app.worker import get_engine  # the worker wires client, limiter and shared state
 
-    with _lock:
-        client = app.extensions.get("backoffice_marketo_client")
-        if client is None or client.settings is not settings(app):
-            client = MarketoClient(settings(app))
-            app.extensions["backoffice_marketo_client"] = client
-    return client
+    return get_engine(_app(app)).client()
+
+
+def lead_cache(app: Flask | None = None) -> Any:
+    """Return the shared identity → lead cache (repointed after merges)."""
+    from app.worker import get_shared
+
+    return get_shared(_app(app))
 
 
 def list_directory(app: Flask | None = None) -> ListDirectory:

@@ -14,11 +14,8 @@ leads_cli = AppGroup("leads", help="Lead maintenance: merge duplicates.")
 
 
 def _lead_cache() -> tuple[object | None, str]:
-    """Return the shared identity cache (if the delivery engine set one up) and its scope."""
-    from flask import current_app
-
-    shared = current_app.extensions.get("shared_state")
-    return shared, backoffice.settings().munchkin_id
+    """Return the shared identity cache and its scope (the Munchkin ID)."""
+    return backoffice.lead_cache(), backoffice.settings().munchkin_id
 
 
 @leads_cli.command("merge")

@@ -176,3 +176,15 @@ def test_client_settings_parse_for_python_use(bo_fake, tmp_path):
     client = MarketoClient(settings, clock=bo_fake.clock.now)
     report = import_csv(client, source, sleep=bo_fake.clock.advance, clock=bo_fake.clock.now)
     assert report.imported == 20 and len(report.jobs) == 1
+
+
+def test_the_gateway_quota_covers_bulk_calls(tmp_path, bo_fake, bo_app_factory):
+    """Bulk calls draw on the shared daily quota: past it the import stops before calling."""
+    app = bo_app_factory(limits={"daily_quota": 3})
+    source = tmp_path / "quota.csv"
+    write_csv(source, 10)
+    result = app.test_cli_runner().invoke(args=["bulk", "import", str(source)])
+    assert result.exit_code == 1
+    assert "quota" in result.output
+    assert bo_fake.counted_calls_today() <= 3
+    assert bo_fake.errors_returned.get("607", 0) == 0
