@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 from flask import Flask
 from flask import current_app
+from flask.cli import with_appcontext
 
 from app.errors import SettingsInvalid
 from app.marketo.engine import Engine
@@ -143,6 +144,7 @@ class EmbeddedWorker:
 
 @click.command("worker")
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
+@with_appcontext
 def worker_command(once: bool) -> None:
     """Run the dispatcher in the foreground until SIGTERM or Ctrl-C."""
     engine = get_engine(current_app)

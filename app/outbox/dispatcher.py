@@ -212,6 +212,8 @@ class Dispatcher:
                 delivered.append(stored.id)
                 continue
             if outcome.status in (DROPPED, DEAD):
+                if (outcome.reason or "").startswith("marketo_"):
+                    self._note(outcome.reason[8:], outcome.detail or "", "Permanent")
                 key = (outcome.status, outcome.reason or "unknown", outcome.detail)
                 ended.setdefault(key, []).append(stored.id)
                 continue
@@ -265,13 +267,13 @@ class Dispatcher:
         return now + policy.delay(attempt, retry_after, self.rand()), True
 
     def _note_error(self, error: Exception) -> None:
+        code = getattr(error, "marketo_code", "") or ""
+        self._note(code, str(error), type(error).__name__)
+
+    def _note(self, code: str, message: str, kind: str) -> None:
+        """Record the last Marketo error for `flask status`."""
         self.shared.set_last_error(
-            {
-                "class": type(error).__name__,
-                "code": getattr(error, "marketo_code", "") or None,
-                "message": str(error),
-                "at": self.clock(),
-            }
+            {"class": kind, "code": code or None, "message": message, "at": self.clock()}
         )
 
     def _count(self, status: str, reason: str | None, n: int) -> None:
