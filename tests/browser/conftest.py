@@ -122,10 +122,6 @@ class Gateway:
         with self.app.app_context():
             return render_snippet(self.url, settings.browser_key(BROWSER_KEY))
 
-    def has_route(self, rule: str) -> bool:
-        """Tell whether another subsystem has registered a route yet (e.g. the beacon intake)."""
-        return any(r.rule == rule for r in self.app.url_map.iter_rules())
-
     def beacons(self, letter: str) -> list[Hit]:
         """Return the beacons that reached /v1/<letter>."""
         return [h for h in self.recorder.hits() if h.method == "POST" and h.path == f"/v1/{letter}"]
