@@ -294,7 +294,9 @@
     }
     if (name) {
       fields.FirstName = fields.FirstName || name[1];
-      fields.LastName = fields.LastName || name[2] || undefined;
+      if (name[2] && !fields.LastName) {
+        fields.LastName = name[2];
+      }
     }
     if (!fields.Email && /@/.test(id)) {
       fields.Email = id;
