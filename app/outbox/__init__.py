@@ -32,7 +32,7 @@ def open_store(url: str, base_dir: Path, dedupe_window_s: float = 24 * 3600.0) -
     if url.startswith(("postgresql://", "postgres://")):
         from app.outbox.postgres import PostgresStore  # imported only when configured
 
-        return PostgresStore(url)
+        return PostgresStore(url, dedupe_window_s=dedupe_window_s)
     from app.outbox.sqlite import SqliteStore
     from app.outbox.sqlite_sql import path_from_url
 

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import ServiceUnavailable
+from app.outbox import migrations
 from app.outbox.groupcommit import GroupCommitter
 from app.outbox.sqlite_sql import BUMP_TOTAL
 from app.outbox.sqlite_sql import CLAIM_MESSAGE_ID
 from app.outbox.sqlite_sql import COLUMNS
 from app.outbox.sqlite_sql import INSERT_EVENT
-from app.outbox.sqlite_sql import SCHEMA
 from app.outbox.sqlite_sql import row_to_stored
 from app.outbox.store import Routed
 from app.outbox.store import State
@@ -55,10 +55,8 @@ class SqliteStore:
         self.dedupe_window_s = dedupe_window_s
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
-        with self._write() as conn:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+        with self._read() as conn:
+            migrations.upgrade(conn, migrations.SQLITE)
         self._committer = GroupCommitter(self._open, self._apply_add)
 
     # connections

@@ -1,0 +1,312 @@
+"""The outbox on PostgreSQL for several gateways: SKIP LOCKED leases, group-committed adds.
+
+Same tables and semantics as the SQLite store (`sqlite.py`): a `dedupe` table for messageIds,
+`outcome_totals` bumped on every final outcome so counts survive compaction. Claims lock due rows
+with `FOR UPDATE SKIP LOCKED`, so N nodes claim disjoint batches without waiting on each other,
+and a node that dies leaves leases that simply expire.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from collections.abc import Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg_pool import PoolTimeout
+
+from app.errors import ServiceUnavailable
+from app.outbox import migrations
+from app.outbox.leader_commit import GroupCommitter
+from app.outbox.pg import open_pool
+from app.outbox.store import Event
+from app.outbox.store import Routed
+from app.outbox.store import State
+from app.outbox.store import StoredEvent
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = (
+    "id, message_id, type, source_key_id, source_kind, received_at, timestamp, user_id,"
+    " anonymous_id, payload, state, reason, detail, attempts, next_attempt_at, updated_at"
+)
+
+# In an UPDATE ... FROM, a bare `id` would be ambiguous.
+_RETURNING = COLUMNS.replace("id,", "events.id,", 1)
+
+_COPY_EVENTS = (
+    "COPY events (message_id, type, source_key_id, source_kind, received_at, timestamp,"
+    " user_id, anonymous_id, payload, state, reason, next_attempt_at, updated_at) FROM STDIN"
+)
+
+# Insert each new messageId, or take over one older than the window; RETURNING names the fresh.
+_CLAIM_MESSAGE_IDS = (
+    "INSERT INTO dedupe (message_id, received_at)"
+    " SELECT * FROM unnest(%s::text[], %s::float8[])"
+    " ON CONFLICT (message_id) DO UPDATE SET received_at = excluded.received_at"
+    " WHERE dedupe.received_at < excluded.received_at - %s"
+    " RETURNING message_id"
+)
+
+_BUMP_TOTAL = (
+    "INSERT INTO outcome_totals (state, reason, n) VALUES (%s, %s, %s)"
+    " ON CONFLICT (state, reason) DO UPDATE SET n = outcome_totals.n + excluded.n"
+)
+
+_OPEN_STATES = "('pending', 'held', 'in_flight')"
+
+
+def _text(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL; replace it rather than fail a whole group commit."""
+    return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
+
+
+def _stored(row: Sequence[Any]) -> StoredEvent:
+    (rid, mid, typ, key_id, kind, received, ts, uid, aid, payload, state, reason, detail) = row[:13]
+    attempts, next_at, updated = row[13:16]
+    event = Event(mid, typ, key_id, kind, received, ts, uid, aid, json.loads(payload), payload)
+    return StoredEvent(rid, event, State(state), reason, detail, attempts, next_at, updated)
+
+
+class PostgresStore:
+    """The `Store` protocol on one PostgreSQL database shared by every gateway node."""
+
+    def __init__(self, url: str, dedupe_window_s: float = 24 * 3600.0) -> None:
+        #: A repeated messageId newer than this is a duplicate (`intake.dedupe_window_h`).
+        self.dedupe_window_s = dedupe_window_s
+        try:
+            self._pool = open_pool(url, "outbox")
+        except PoolTimeout as exc:
+            raise ServiceUnavailable(
+                "cannot connect to the PostgreSQL outbox", code="store_unavailable"
+            ) from exc
+        with self._conn() as conn:
+            migrations.upgrade(conn, migrations.POSTGRES)
+        self._committer: GroupCommitter[tuple[Sequence[Routed], float], list[bool]]
+        self._committer = GroupCommitter(self._commit_adds)
+
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection]:
+        """Lend a pooled connection for one transaction, committed on success."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise ServiceUnavailable(
+                f"the PostgreSQL outbox is unavailable: {exc}", code="store_unavailable"
+            ) from exc
+
+    # intake
+
+    def add(self, items: Sequence[Routed], now: float) -> list[bool]:
+        """Commit events durably (group commit); True per stored event, False per duplicate."""
+        if not items:
+            return []
+        try:
+            return self._committer.submit((items, now))
+        except psycopg.Error as exc:
+            raise ServiceUnavailable(
+                f"the PostgreSQL outbox could not commit: {exc}", code="store_unavailable"
+            ) from exc
+
+    def _commit_adds(self, works: Sequence[tuple[Sequence[Routed], float]]) -> list[list[bool]]:
+        """Store every queued request's events in one transaction; first of a messageId wins."""
+        firsts: dict[str, tuple[int, int, Routed, float]] = {}
+        results = [[False] * len(items) for items, _ in works]
+        for w, (items, now) in enumerate(works):
+            for i, routed in enumerate(items):
+                firsts.setdefault(_text(routed.event.message_id) or "", (w, i, routed, now))
+        # Sorted so concurrent nodes lock dedupe keys in one order and cannot deadlock.
+        mids = sorted(firsts)
+        with self._conn() as conn:
+            fresh = conn.execute(
+                _CLAIM_MESSAGE_IDS,
+                (mids, [firsts[m][3] for m in mids], self.dedupe_window_s),
+            ).fetchall()
+            totals: dict[tuple[str, str], int] = {}
+            with conn.cursor().copy(_COPY_EVENTS) as copy:
+                for (mid,) in sorted(fresh, key=lambda r: firsts[r[0]][:2]):
+                    w, i, routed, now = firsts[mid]
+                    results[w][i] = True
+                    ev = routed.event
+                    payload = ev.payload_json or json.dumps(ev.payload, separators=(",", ":"))
+                    copy.write_row(
+                        (mid, _text(ev.type), _text(ev.source_key_id), ev.source_kind,
+                         ev.received_at, _text(ev.timestamp), _text(ev.user_id),
+                         _text(ev.anonymous_id), payload, routed.state.value, routed.reason,
+                         ev.received_at, now)
+                    )  # fmt: skip
+                    if routed.state in (State.DROPPED, State.DELIVERED):
+                        key = (routed.state.value, routed.reason or "")
+                        totals[key] = totals.get(key, 0) + 1
+            for (state, reason), n in sorted(totals.items()):
+                conn.execute(_BUMP_TOTAL, (state, reason, n))
+        return results
+
+    # dispatcher
+
+    def claim(self, limit: int, lease_s: float, now: float) -> list[StoredEvent]:
+        """Lease up to `limit` due events (pending or lease-expired in_flight), oldest first.
+
+        Rows another node is claiming at this instant are skipped, not waited for.
+        """
+        with self._conn() as conn:
+            rows = conn.execute(
+                f"WITH due AS (SELECT id FROM events WHERE state IN ('pending', 'in_flight')"
+                f" AND next_attempt_at <= %s ORDER BY next_attempt_at, id LIMIT %s"
+                f" FOR UPDATE SKIP LOCKED)"
+                f" UPDATE events SET state = 'in_flight', next_attempt_at = %s, updated_at = %s"
+                f" FROM due WHERE events.id = due.id RETURNING {_RETURNING}",
+                (now, limit, now + lease_s, now),
+            ).fetchall()
+        return sorted((_stored(r) for r in rows), key=lambda s: s.id)
+
+    def _update(self, sql: str, args: tuple, total: tuple[str, str] | None = None) -> int:
+        with self._conn() as conn:
+            changed = conn.execute(sql, args).rowcount
+            if total is not None and changed:
+                conn.execute(_BUMP_TOTAL, (*total, changed))
+        return changed
+
+    def ack(self, ids: Sequence[int], now: float) -> None:
+        """Mark claimed events delivered."""
+        sql = (
+            "UPDATE events SET state = 'delivered', reason = NULL, updated_at = %s"
+            " WHERE state = 'in_flight' AND id = ANY(%s)"
+        )
+        self._update(sql, (now, list(ids)), ("delivered", ""))
+
+    def retry(
+        self, ids: Sequence[int], at: float, error: str, now: float, charge: bool = True
+    ) -> None:
+        """Return claimed events to pending, due at `at`; `charge` adds one to their attempts."""
+        sql = (
+            "UPDATE events SET state = 'pending', next_attempt_at = %s, detail = %s,"
+            " attempts = attempts + %s, updated_at = %s WHERE state = 'in_flight' AND id = ANY(%s)"
+        )
+        self._update(sql, (at, _text(error), 1 if charge else 0, now, list(ids)))
+
+    def drop(self, ids: Sequence[int], reason: str, now: float, detail: str | None = None) -> None:
+        """End open events as dropped with a reason from the fixed vocabulary."""
+        sql = (
+            "UPDATE events SET state = 'dropped', reason = %s, detail = %s, updated_at = %s"
+            f" WHERE state IN {_OPEN_STATES} AND id = ANY(%s)"
+        )
+        self._update(sql, (reason, _text(detail), now, list(ids)), ("dropped", reason))
+
+    def dead(self, ids: Sequence[int], reason: str, now: float, detail: str | None = None) -> None:
+        """Dead-letter open events with a reason and detail for an operator."""
+        sql = (
+            "UPDATE events SET state = 'dead', reason = %s, detail = %s, updated_at = %s"
+            f" WHERE state IN {_OPEN_STATES} AND id = ANY(%s)"
+        )
+        self._update(sql, (reason, _text(detail), now, list(ids)))
+
+    def release_held(self, anonymous_id: str, user_id: str | None, now: float) -> int:
+        """Turn held events of an anonymousId back to pending, filling in the userId if known."""
+        sql = (
+            "UPDATE events SET state = 'pending', user_id = COALESCE(user_id, %s),"
+            " next_attempt_at = %s, updated_at = %s WHERE state = 'held' AND anonymous_id = %s"
+        )
+        return self._update(sql, (_text(user_id), now, now, _text(anonymous_id)))
+
+    def expire_held(self, before: float, now: float) -> int:
+        """Drop held events received before `before` with reason `hold_expired`."""
+        sql = (
+            "UPDATE events SET state = 'dropped', reason = 'hold_expired', updated_at = %s"
+            " WHERE state = 'held' AND received_at < %s"
+        )
+        return self._update(sql, (now, before), ("dropped", "hold_expired"))
+
+    # operators
+
+    def _select(self, where: str, args: tuple) -> list[StoredEvent]:
+        with self._conn() as conn:
+            rows = conn.execute(f"SELECT {COLUMNS} FROM events WHERE {where}", args).fetchall()
+        return [_stored(r) for r in rows]
+
+    def get(self, event_id: int) -> StoredEvent | None:
+        """Return one event by id."""
+        found = self._select("id = %s", (event_id,))
+        return found[0] if found else None
+
+    def find(self, message_id: str) -> list[StoredEvent]:
+        """Return the stored events with this messageId (tests and operators)."""
+        return self._select("message_id = %s ORDER BY id", (_text(message_id),))
+
+    def dead_letters(
+        self, reason: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[StoredEvent]:
+        """List dead-lettered events, newest first."""
+        where = "state = 'dead'" + ("" if reason is None else " AND reason = %s")
+        args = () if reason is None else (reason,)
+        order = " ORDER BY updated_at DESC, id DESC LIMIT %s OFFSET %s"
+        return self._select(where + order, (*args, limit, offset))
+
+    def replay(self, ids: Sequence[int] | None, reason: str | None, now: float) -> int:
+        """Move dead events (these ids, or this reason, or all) to pending with attempts reset."""
+        sql = (
+            "UPDATE events SET state = 'pending', reason = NULL, attempts = 0,"
+            " next_attempt_at = %s, updated_at = %s WHERE state = 'dead'"
+        )
+        if ids is not None:
+            return self._update(sql + " AND id = ANY(%s)", (now, now, list(ids)))
+        if reason is None:
+            return self._update(sql, (now, now))
+        return self._update(sql + " AND reason = %s", (now, now, reason))
+
+    def purge_dead(self, before: float) -> int:
+        """Delete dead events last updated before `before`; return how many."""
+        sql = "DELETE FROM events WHERE state = 'dead' AND updated_at < %s"
+        return self._update(sql, (before,))
+
+    def compact(self, before: float) -> int:
+        """Delete delivered and dropped rows older than `before`; totals and dedupe survive."""
+        sql = "DELETE FROM events WHERE state IN ('delivered', 'dropped') AND updated_at < %s"
+        return self._update(sql, (before,))
+
+    def prune_dedupe(self, now: float) -> int:
+        """Forget messageIds older than the dedupe window; return how many."""
+        sql = "DELETE FROM dedupe WHERE received_at < %s"
+        return self._update(sql, (now - self.dedupe_window_s,))
+
+    def counts(self, now: float) -> dict[str, Any]:
+        """Return counts by state and reason, and the age of the oldest pending event."""
+        out: dict[str, Any] = {
+            "pending": 0, "held": 0, "in_flight": 0, "delivered": 0, "dropped": {}, "dead": {},
+        }  # fmt: skip
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            for state, n in conn.execute(
+                f"SELECT state, count(*) FROM events WHERE state IN {_OPEN_STATES} GROUP BY state"
+            ):
+                out[state] = n
+            for reason, n in conn.execute(
+                "SELECT reason, count(*) FROM events WHERE state = 'dead' GROUP BY reason"
+            ):
+                out["dead"][reason or "unknown"] = n
+            for state, reason, n in conn.execute("SELECT state, reason, n FROM outcome_totals"):
+                if state == "delivered":
+                    out["delivered"] += n
+                else:
+                    out["dropped"][reason] = n
+            oldest = conn.execute(
+                "SELECT min(received_at) FROM events WHERE state = 'pending'"
+            ).fetchone()[0]
+        out["oldest_pending_s"] = max(0.0, now - oldest) if oldest is not None else 0.0
+        return out
+
+    def ping(self) -> None:
+        """Raise when the store is not writable (server down, or a read-only standby)."""
+        with self._conn() as conn:
+            read_only = conn.execute("SELECT current_setting('transaction_read_only')").fetchone()
+        if read_only and read_only[0] == "on":
+            raise ServiceUnavailable("the PostgreSQL outbox is read-only", code="store_unavailable")
+
+    def close(self) -> None:
+        """Refuse further adds and close the pool's connections."""
+        self._committer.close()
+        self._pool.close()

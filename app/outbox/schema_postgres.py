@@ -1,0 +1,47 @@
+"""PostgreSQL schema steps, in order; `migrations.py` numbers them and pairs them with SQLite's."""
+
+from __future__ import annotations
+
+OUTBOX = (
+    # One row per accepted event; the same columns as SQLite's. next_attempt_at is when a pending
+    # event is due, or when the lease of an in_flight one expires: one partial index finds both.
+    """CREATE TABLE IF NOT EXISTS events (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        source_key_id TEXT NOT NULL,
+        source_kind TEXT NOT NULL,
+        received_at DOUBLE PRECISION NOT NULL,
+        timestamp TEXT NOT NULL,
+        user_id TEXT,
+        anonymous_id TEXT,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT,
+        detail TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL
+    )""",
+    """CREATE INDEX IF NOT EXISTS events_due ON events (next_attempt_at, id)
+        WHERE state IN ('pending', 'in_flight')""",
+    "CREATE INDEX IF NOT EXISTS events_state ON events (state, received_at)",
+    "CREATE INDEX IF NOT EXISTS events_held ON events (anonymous_id) WHERE state = 'held'",
+    "CREATE INDEX IF NOT EXISTS events_message ON events (message_id)",
+    # messageIds seen within the dedupe window; outlives compaction of the events themselves.
+    """CREATE TABLE IF NOT EXISTS dedupe (
+        message_id TEXT PRIMARY KEY,
+        received_at DOUBLE PRECISION NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS dedupe_age ON dedupe (received_at)",
+    # Final outcomes counted as they happen, so counts survive compaction ('' = no reason).
+    """CREATE TABLE IF NOT EXISTS outcome_totals (
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        n BIGINT NOT NULL,
+        PRIMARY KEY (state, reason)
+    )""",
+)
+
+# (name, statements) per step, oldest first; append only.
+POSTGRES_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (("outbox", OUTBOX),)
