@@ -1,4 +1,5 @@
-"""Store fixtures over both backends: `backend_store` runs a test on SQLite and on PostgreSQL.
+"""Store fixtures over both backends: `backend_store` and `backend_shared` run a test twice,
+on SQLite and on PostgreSQL.
 
 (`store`, without prefix, is intake's fixture for the app's own store, see fixtures_intake.py.)
 
@@ -19,7 +20,9 @@ from urllib.parse import quote
 import pytest
 
 from app.outbox import open_store
+from app.outbox.shared import SharedState
 from app.outbox.store import Store
+from app.worker import open_shared
 
 # The maintenance database the tests connect to first; override for a server elsewhere.
 ADMIN_URL = os.environ.get(
@@ -81,6 +84,7 @@ def store_backend(request: pytest.FixtureRequest) -> str:
 def store_url(store_backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A store URL on an empty database of the backend under test."""
     if store_backend == "sqlite":
+        (tmp_path / "store").mkdir(exist_ok=True)
         return f"sqlite:///{tmp_path / 'store' / 'outbox.db'}"
     return request.getfixturevalue("pg_url")
 
@@ -89,5 +93,13 @@ def store_url(store_backend: str, request: pytest.FixtureRequest, tmp_path: Path
 def backend_store(store_url: str, tmp_path: Path) -> Iterator[Store]:
     """An open, empty outbox on the backend under test."""
     opened = open_store(store_url, tmp_path, dedupe_window_s=TEST_DEDUPE_WINDOW_S)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def backend_shared(store_url: str, tmp_path: Path) -> Iterator[SharedState]:
+    """Open, empty shared Marketo state (limiter, token, caches) on the backend under test."""
+    opened = open_shared(store_url, tmp_path)
     yield opened
     opened.close()

@@ -43,5 +43,39 @@ OUTBOX = (
     )""",
 )
 
+# The Marketo budget, token and caches every node shares (SharedState, shared_postgres.py).
+# The one mkto_limiter row is what nodes lock to decide on a call.
+SHARED_STATE = (
+    """CREATE TABLE IF NOT EXISTS mkto_limiter (
+        id INTEGER PRIMARY KEY CHECK (id = 1), paused_until DOUBLE PRECISION, pause_reason TEXT,
+        day TEXT NOT NULL DEFAULT '', day_count INTEGER NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS mkto_calls (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        started_at DOUBLE PRECISION NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS mkto_slots (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        started_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS mkto_tokens (
+        key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+        fetched_at DOUBLE PRECISION NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS mkto_leads (
+        scope TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, lead_id BIGINT NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (scope, kind, value))""",
+    "CREATE INDEX IF NOT EXISTS mkto_leads_by_lead ON mkto_leads (scope, lead_id)",
+    """CREATE TABLE IF NOT EXISTS mkto_trait_hashes (
+        scope TEXT NOT NULL, lead_id BIGINT NOT NULL, hash TEXT NOT NULL,
+        PRIMARY KEY (scope, lead_id))""",
+    """CREATE TABLE IF NOT EXISTS mkto_cookies (
+        scope TEXT NOT NULL, cookie TEXT NOT NULL, lead_id BIGINT NOT NULL,
+        PRIMARY KEY (scope, cookie, lead_id))""",
+    """CREATE TABLE IF NOT EXISTS mkto_locks (
+        name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL)""",
+    "CREATE TABLE IF NOT EXISTS mkto_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "INSERT INTO mkto_limiter (id) VALUES (1) ON CONFLICT DO NOTHING",
+)
+
 # (name, statements) per step, oldest first; append only.
-POSTGRES_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (("outbox", OUTBOX),)
+POSTGRES_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("outbox", OUTBOX),
+    ("shared_state", SHARED_STATE),
+)

@@ -39,5 +39,35 @@ OUTBOX = (
 ) WITHOUT ROWID""",
 )
 
+# The Marketo budget, token and caches every process shares (SharedState, shared_sqlite.py).
+SHARED_STATE = (
+    """CREATE TABLE IF NOT EXISTS mkto_limiter (
+        id INTEGER PRIMARY KEY CHECK (id = 1), paused_until REAL, pause_reason TEXT,
+        day TEXT NOT NULL DEFAULT '', day_count INTEGER NOT NULL DEFAULT 0)""",
+    "CREATE TABLE IF NOT EXISTS mkto_calls (id INTEGER PRIMARY KEY, started_at REAL NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS mkto_slots (
+        id INTEGER PRIMARY KEY, started_at REAL NOT NULL, expires_at REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS mkto_tokens (
+        key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at REAL NOT NULL,
+        fetched_at REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS mkto_leads (
+        scope TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, lead_id INTEGER NOT NULL,
+        updated_at REAL NOT NULL, PRIMARY KEY (scope, kind, value))""",
+    "CREATE INDEX IF NOT EXISTS mkto_leads_by_lead ON mkto_leads (scope, lead_id)",
+    """CREATE TABLE IF NOT EXISTS mkto_trait_hashes (
+        scope TEXT NOT NULL, lead_id INTEGER NOT NULL, hash TEXT NOT NULL,
+        PRIMARY KEY (scope, lead_id))""",
+    """CREATE TABLE IF NOT EXISTS mkto_cookies (
+        scope TEXT NOT NULL, cookie TEXT NOT NULL, lead_id INTEGER NOT NULL,
+        PRIMARY KEY (scope, cookie, lead_id))""",
+    """CREATE TABLE IF NOT EXISTS mkto_locks (
+        name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL)""",
+    "CREATE TABLE IF NOT EXISTS mkto_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "INSERT OR IGNORE INTO mkto_limiter (id) VALUES (1)",
+)
+
 # (name, statements) per step, oldest first; append only.
-SQLITE_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (("outbox", OUTBOX),)
+SQLITE_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("outbox", OUTBOX),
+    ("shared_state", SHARED_STATE),
+)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from app.outbox import migrations
 from app.outbox.shared import Identity
 from app.outbox.shared import LimiterView
 from app.outbox.shared import Slot
@@ -28,32 +29,6 @@ from app.ratelimit import quota_day
 MAX_PARAMS = 500
 # How long a connection waits for another process's write lock before failing.
 BUSY_TIMEOUT_MS = 30_000
-
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS mkto_limiter (
-        id INTEGER PRIMARY KEY CHECK (id = 1), paused_until REAL, pause_reason TEXT,
-        day TEXT NOT NULL DEFAULT '', day_count INTEGER NOT NULL DEFAULT 0)""",
-    "CREATE TABLE IF NOT EXISTS mkto_calls (id INTEGER PRIMARY KEY, started_at REAL NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS mkto_slots (
-        id INTEGER PRIMARY KEY, started_at REAL NOT NULL, expires_at REAL NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS mkto_tokens (
-        key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at REAL NOT NULL,
-        fetched_at REAL NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS mkto_leads (
-        scope TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, lead_id INTEGER NOT NULL,
-        updated_at REAL NOT NULL, PRIMARY KEY (scope, kind, value))""",
-    "CREATE INDEX IF NOT EXISTS mkto_leads_by_lead ON mkto_leads (scope, lead_id)",
-    """CREATE TABLE IF NOT EXISTS mkto_trait_hashes (
-        scope TEXT NOT NULL, lead_id INTEGER NOT NULL, hash TEXT NOT NULL,
-        PRIMARY KEY (scope, lead_id))""",
-    """CREATE TABLE IF NOT EXISTS mkto_cookies (
-        scope TEXT NOT NULL, cookie TEXT NOT NULL, lead_id INTEGER NOT NULL,
-        PRIMARY KEY (scope, cookie, lead_id))""",
-    """CREATE TABLE IF NOT EXISTS mkto_locks (
-        name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL)""",
-    "CREATE TABLE IF NOT EXISTS mkto_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "INSERT OR IGNORE INTO mkto_limiter (id) VALUES (1)",
-)
 
 
 def sqlite_path(store_url: str) -> str:
@@ -76,9 +51,7 @@ class SqliteSharedState:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
-        with self._tx() as conn:
-            for statement in SCHEMA:
-                conn.execute(statement)
+        migrations.upgrade(self._conn(), migrations.SQLITE)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
