@@ -127,6 +127,7 @@ class Dispatcher:
         self.maintenance = maintenance
         self._buffer: list[StoredEvent] = []
         self._buffer_due = 0.0
+        self._buffer_claimed = 0.0
         self._last_maintenance = float("-inf")
 
     # One step --------------------------------------------------------------------------------
@@ -148,15 +149,21 @@ class Dispatcher:
         if want > 0:
             claimed = self.store.claim(want, self.lease_s, now)
             if claimed and not self._buffer:
-                self._buffer_due = now
+                self._buffer_due = self._buffer_claimed = now
+            held = {item.id for item in self._buffer}
             for item in claimed:
+                if item.id in held:
+                    continue  # our own lease ran out while buffered; never send it twice
                 if item.attempts == 0:
                     self._buffer_due = min(self._buffer_due, item.event.received_at)
-            self._buffer.extend(claimed)
+                self._buffer.append(item)
         if not self._buffer:
             return 0
         full = len(self._buffer) >= int(limits.batch_size)
-        if not (flush or full or now - self._buffer_due >= float(limits.batch_wait_s)):
+        aged = now - self._buffer_due >= float(limits.batch_wait_s)
+        # Flush well before the claims' lease ends, whatever batch_wait_s says.
+        leased = now - self._buffer_claimed >= self.lease_s / 2
+        if not (flush or full or aged or leased):
             return 0
         batch, self._buffer = self._buffer, []
         return self._run(batch, settings)
