@@ -92,8 +92,11 @@ class RequestRejected(Permanent):
     """The whole request was refused (bad field, access denied, malformed, too large)."""
 
 
-class CredentialsRejected(RequestRejected):
-    """The identity endpoint refused the client id/secret: pause dispatch and alert, never loop."""
+class CredentialsRejected(MarketoError):
+    """The identity endpoint refused the client id/secret: pause dispatch and alert, never loop.
+
+    Neither retryable nor permanent for the events: they wait, uncharged, for an operator.
+    """
 
 
 class RecordRejected(Permanent):

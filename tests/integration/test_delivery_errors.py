@@ -157,3 +157,21 @@ def test_gateway_never_causes_606_under_a_tight_window(delivery) -> None:
     assert len(delivery.fake.calls_to(ACTIVITIES)) == 30
     assert delivery.fake.errors_returned["606"] == 0
     assert sum(delivery.sleeps) >= 3 * 20.0  # 30 calls at 9 per window
+
+
+def test_bad_credentials_pause_delivery_without_dead_letters(delivery) -> None:
+    """A refused client secret parks delivery and keeps every event for later."""
+    delivery.configure(client_secret="wrong")
+    ids = [
+        delivery.track("user1"),
+        delivery.add("identify", userId="u2", traits={"email": "b@x.io"}),
+    ]
+    assert delivery.drain() == 0
+    assert {delivery.state_of(m) for m in ids} == {("pending", None)}
+    assert delivery.shared.last_error()["class"] == "CredentialsRejected"
+    assert delivery.drain() == 0  # parked: no second token request
+    assert len(delivery.fake.calls_to("/identity/oauth/token")) == 1
+    delivery.configure()
+    delivery.clock.advance(301.0)
+    delivery.drain()
+    assert settled(delivery, ids) == Counter({("delivered", None): 2})
