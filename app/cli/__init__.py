@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from app.cli import backoffice as backoffice_cli
+from app.cli import db as db_commands
 from app.cli.config import config_cli
 from app.cli.demo import demo_command
 from app.cli.keys import keys_cli
@@ -16,3 +17,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(keys_cli)
     app.cli.add_command(demo_command)
     backoffice_cli.init_app(app)
+    db_commands.init_app(app)

@@ -9,6 +9,7 @@ advisory lock on PostgreSQL), so several processes starting at once apply each s
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -168,9 +169,16 @@ def upgrade_url(url: str, target: int = LATEST) -> tuple[int, int]:
 
 
 def current_url(url: str) -> int:
-    """Return the schema version of the database a store URL names."""
+    """Return the schema version of the database a store URL names (0 for a missing file)."""
+    if dialect_of(url) == SQLITE and not os.path.exists(sqlite_path(url)):
+        return 0
     conn, dialect = _connect(url)
     try:
         return current(conn, dialect)
     finally:
         conn.close()
+
+
+def pending_steps(version: int) -> list[Migration]:
+    """Return the steps a database at `version` still needs."""
+    return _pending(version, LATEST)
