@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import importlib
-import os
 
 import click
 from flask import current_app
+from werkzeug.serving import run_simple
 
 from app.cli.common import settings_path
 from app.settings import read_raw
@@ -70,5 +70,5 @@ def demo_command(host: str, port: int) -> None:
         f'-d \'{{"userId":"u1","event":"Signed Up","properties":'
         f'{{"plan":"pro","email":"ann@example.com"}}}}\' http://{host}:{port}/v1/track'
     )
-    os.environ.setdefault("GATEWAY_EMBEDDED_WORKER", "1")
-    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+    click.echo(f"gateway on http://{host}:{port} (Ctrl-C stops it)")
+    run_simple(host, port, current_app._get_current_object(), threaded=True)
