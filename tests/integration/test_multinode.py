@@ -1,0 +1,137 @@
+"""Three gateway nodes on one PostgreSQL database behave as one gateway towards Marketo.
+
+Each node is gunicorn with its embedded dispatcher. Events are posted to all three; one node is
+killed with SIGKILL mid-delivery. Nothing may be lost, nothing delivered twice except what the
+dead node had in flight, and together the nodes must keep Marketo's limits: no 606/615, never
+more calls in flight than the `concurrency` setting.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+
+from app.outbox import migrations
+from app.outbox.pg import split_url
+from tests.fakes.marketo import FakeMarketo
+from tests.fixtures_intake import basic_auth
+from tests.fixtures_marketo import marketo_document
+from tests.multinode.node import Node
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+NODES = 3
+EVENTS = 3000
+POST_BATCH = 100
+USERS = 30
+# Limits the gateway keeps; the fake enforces the same ones, so any excess shows as 606/615.
+CONCURRENCY = 2
+CALLS_PER_20S = 90
+BATCH_SIZE = 100
+# Short, so the killed node's claims come back quickly; well above one batch's delivery time.
+LEASE_S = 6.0
+# Marketo-side latency per activities call, so the nodes' calls overlap and contend for slots.
+CALL_DELAY_S = 0.1
+DELIVERY_DEADLINE_S = 45.0
+KILL_AFTER_ACTIVITIES = 600
+
+
+def post_events(url: str, mids: list[str]) -> None:
+    """Post track events to one node in /v1/batch requests; every request must be acked."""
+    session = requests.Session()
+    for start in range(0, len(mids), POST_BATCH):
+        batch = [
+            {"type": "track", "userId": f"user-{n % USERS}", "event": "Signed Up",
+             "messageId": mid, "properties": {"plan": mid}}
+            for n, mid in enumerate(mids[start : start + POST_BATCH])
+        ]  # fmt: skip
+        response = session.post(f"{url}/v1/batch", json={"batch": batch}, headers=basic_auth())
+        assert response.status_code == 200, response.text
+
+
+def poll(condition, deadline_s: float, what: str) -> None:
+    """Wait until `condition()` is true, failing with `what` after the deadline."""
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        threading.Event().wait(0.05)  # poll interval, not a wait for an outcome
+
+
+def sql(url: str, query: str) -> list[tuple]:
+    with psycopg.connect(split_url(url)[0], autocommit=True) as conn:
+        return conn.execute(query).fetchall()
+
+
+@pytest.fixture
+def fake() -> FakeMarketo:
+    fake = FakeMarketo(calls_per_20s=CALLS_PER_20S, concurrency=CONCURRENCY).start()
+    fake.script("/activities/external.json", *[{"delay": CALL_DELAY_S}] * 1000)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def nodes(pg_url: str, fake: FakeMarketo, write_settings, settings_path: Path, tmp_path: Path):
+    limits = {
+        "calls_per_20s": CALLS_PER_20S,
+        "concurrency": CONCURRENCY,
+        "batch_size": BATCH_SIZE,
+        "batch_wait_s": 1.0,
+        "timeout_s": 5,
+    }
+    write_settings(store_url=pg_url, **marketo_document(fake, limits=limits))
+    migrations.upgrade_url(pg_url)  # as an operator would before starting the nodes
+    started = [Node(settings_path, tmp_path / f"node{i}.log", LEASE_S) for i in range(NODES)]
+    try:
+        for node in started:
+            node.wait_until_up()
+        yield started
+    finally:
+        for node in started:
+            node.stop()
+
+
+def test_three_nodes_deliver_every_event_once_within_limits_despite_kill_9(
+    nodes: list[Node], fake: FakeMarketo, pg_url: str
+):
+    mids = [str(uuid.uuid4()) for _ in range(EVENTS)]
+    share = len(mids) // NODES
+    posters = [
+        threading.Thread(target=post_events, args=(node.url, mids[i * share : (i + 1) * share]))
+        for i, node in enumerate(nodes)
+    ]
+    for poster in posters:
+        poster.start()
+    for poster in posters:
+        poster.join()
+    assert sql(pg_url, "SELECT count(*) FROM events") == [(EVENTS,)]
+
+    poll(lambda: len(fake.activities) >= KILL_AFTER_ACTIVITIES, 30, "deliveries to start")
+    nodes[0].kill9()
+    in_flight_at_kill = {
+        mid for (mid,) in sql(pg_url, "SELECT message_id FROM events WHERE state = 'in_flight'")
+    }
+
+    def all_delivered() -> bool:
+        return sql(pg_url, "SELECT count(*) FROM events WHERE state <> 'delivered'") == [(0,)]
+
+    poll(all_delivered, DELIVERY_DEADLINE_S, "every event to be delivered")
+
+    sent = collections.Counter(a["primaryAttributeValue"] for a in fake.activities)
+    assert set(sent) == set(mids), "an acknowledged event never reached Marketo"
+    twice = {mid for mid, n in sent.items() if n > 1}
+    assert twice <= in_flight_at_kill, "an event was delivered twice outside the killed claims"
+    assert len(twice) <= BATCH_SIZE
+    assert max(sent.values()) <= 2
+    assert fake.errors_returned["606"] == 0 and fake.errors_returned["615"] == 0
+    assert fake.max_concurrency_seen <= CONCURRENCY
+    assert len(fake.leads) == USERS, "nodes created the same lead twice"
+    assert len(fake.calls_to("/identity/oauth/token")) <= NODES, "tokens are not shared"

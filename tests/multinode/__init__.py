@@ -1,0 +1,1 @@
+"""Helpers for running several gateway nodes against one PostgreSQL database in tests."""
