@@ -1,6 +1,7 @@
 """Delivery benchmark against the fake Marketo: calls per 1000 events, and activities per second.
 
-Run: `python -m bench.delivery [--users 1000] [--events 90000] [--store-url sqlite:///...]`.
+Run: `python -m bench.delivery [--users 1000] [--events 90000] [--store-url URL]`
+(URL: sqlite:///path or postgresql://...; the throughput part runs on it).
 
 1. Marketo calls for 1000 track events from 1000 new users (server-side events, userId only),
    batched (batch_size 300) against a baseline measured in the same run with batch_size 1.
@@ -22,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from app.marketo.engine import Engine
-from app.outbox.shared_sqlite import SqliteSharedState
-from app.outbox.sqlite import SqliteStore
-from app.outbox.sqlite_sql import path_from_url
+from app.outbox import open_store
 from app.outbox.store import Event
 from app.outbox.store import Routed
+from app.outbox.store import Store
 from app.ratelimit import WINDOW_MARGIN_S
 from app.ratelimit import WINDOW_S
 from app.settings import parse
+from app.worker import open_shared
 from tests.fakes.marketo import FakeClock
 from tests.fakes.marketo import FakeMarketo
 
@@ -59,7 +60,7 @@ def settings_for(fake: FakeMarketo, **limits: Any):
     )
 
 
-def add_tracks(store: SqliteStore, users: list[str], now: float) -> None:
+def add_tracks(store: Store, users: list[str], now: float) -> None:
     """Add one track event per entry of `users`."""
     for start in range(0, len(users), ADD_CHUNK):
         items = []
@@ -91,9 +92,9 @@ def add_tracks(store: SqliteStore, users: list[str], now: float) -> None:
 class Rig:
     """A store, shared state and engine on a fresh database, against one fake."""
 
-    def __init__(self, db: Path, fake: FakeMarketo, settings, clock, sleep) -> None:
-        self.store = SqliteStore(db)
-        self.shared = SqliteSharedState(str(db))
+    def __init__(self, url: str, fake: FakeMarketo, settings, clock, sleep) -> None:
+        self.store = open_store(url, Path.cwd())
+        self.shared = open_shared(url, Path.cwd())
         self.engine = Engine(
             lambda: settings,
             self.store,
@@ -123,7 +124,8 @@ def calls_per_thousand(workdir: Path, users: int, batch_size: int) -> float:
     with FakeMarketo(clock=clock) as fake:
         fake.keep_bodies = False
         settings = settings_for(fake, batch_size=batch_size)
-        rig = Rig(workdir / f"calls-{batch_size}.db", fake, settings, clock.now, clock.advance)
+        url = f"sqlite:///{workdir / f'calls-{batch_size}.db'}"
+        rig = Rig(url, fake, settings, clock.now, clock.advance)
         add_tracks(rig.store, [f"new-user-{i}" for i in range(users)], clock.now())
         settled = rig.drain()
         rig.close()
@@ -131,11 +133,11 @@ def calls_per_thousand(workdir: Path, users: int, batch_size: int) -> float:
         return len(fake.calls) * 1000.0 / users
 
 
-def throughput(db: Path, users: int, events: int) -> dict[str, float]:
+def throughput(url: str, users: int, events: int) -> dict[str, float]:
     """Deliver `events` tracks of `users` known users in real time; return rates and 606s."""
     with FakeMarketo() as fake:
         fake.keep_bodies = False
-        rig = Rig(db, fake, settings_for(fake), time.time, time.sleep)
+        rig = Rig(url, fake, settings_for(fake), time.time, time.sleep)
         add_tracks(rig.store, [f"user-{i}" for i in range(users)], time.time())
         rig.drain()  # warm the lead cache (and create the leads)
         window = WINDOW_S + WINDOW_MARGIN_S
@@ -169,7 +171,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--events", type=int, default=90_000)
-    parser.add_argument("--store-url", default=None, help="sqlite:///path (default: temp file)")
+    parser.add_argument(
+        "--store-url", default=None, help="sqlite:///path or postgresql://... (default: temp file)"
+    )
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
@@ -182,8 +186,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  ratio: {single / batched:.1f}x fewer calls (goal <= 15 per 1000)")
         if args.skip_throughput:
             return
-        db = path_from_url(args.store_url, Path.cwd()) if args.store_url else workdir / "tp.db"
-        figures = throughput(db, args.users, args.events)
+        url = args.store_url or f"sqlite:///{workdir / 'tp.db'}"
+        figures = throughput(url, args.users, args.events)
         ceiling = 100 * 300 / WINDOW_S
         print(
             f"warm-cache delivery of {int(figures['events'])} events "
