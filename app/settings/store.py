@@ -6,6 +6,7 @@ import copy
 import fcntl
 import json
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Callable
@@ -150,6 +151,8 @@ def masked(raw: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = MASK
     if out.get("client_id"):
         out["client_id"] = str(out["client_id"])[:4] + "…"
+    if isinstance(out.get("store_url"), str):  # postgresql://user:PASSWORD@host/db
+        out["store_url"] = re.sub(r"(://[^:/@]*:)[^/]*@", rf"\1{MASK}@", out["store_url"])
     for key in out.get("keys") or []:
         if isinstance(key, dict) and key.get("secret_hash"):
             key["secret_hash"] = MASK

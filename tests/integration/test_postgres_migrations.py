@@ -101,3 +101,13 @@ def test_flask_db_fails_with_one_line_when_the_database_is_unreachable(write_set
     result = runner.invoke(args=["db", "current"])
     assert result.exit_code == 1
     assert result.output.startswith("Error: cannot read postgresql://postgres@127.0.0.1:9/nowhere")
+
+
+def test_config_show_masks_the_database_password(write_settings, runner):
+    write_settings(store_url="postgresql://gateway:db-pass-7421@127.0.0.1:9/gateway")
+    result = runner.invoke(args=["config", "show", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "db-pass-7421" not in result.output
+    assert json.loads(result.output)["store_url"] == (
+        "postgresql://gateway:********@127.0.0.1:9/gateway"
+    )
