@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from app.errors import ServiceUnavailable
@@ -22,6 +24,38 @@ SUBMIT_TIMEOUT_S = 30.0
 MAX_OPS_PER_COMMIT = 256
 
 Apply = Callable[[sqlite3.Connection, Any], Any]
+
+
+class ProcessLock:
+    """An exclusive flock on a side file, taken around every write transaction.
+
+    SQLite's busy handler sleeps with back-off (up to 100 ms) while another process holds the
+    write lock; a blocking flock wakes the next writer as soon as the lock is free, which keeps
+    p99 latency low when several gunicorn workers write to one file. Each instance has its own
+    open file, so two instances in one process also exclude each other.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> ProcessLock:
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        """Close the side file (releases the lock if held)."""
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
 
 
 class _Op:
@@ -42,14 +76,21 @@ class GroupCommitter:
     Work that arrives while a commit is in progress is folded into the next transaction.
     """
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], apply: Apply) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        apply: Apply,
+        lock_path: Path | None = None,
+    ) -> None:
         self._connect = connect
+        self._lock_path = lock_path
         self._apply = apply
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._closed = False
+        self._plock: ProcessLock | None = None
         self.commits = 0
 
     def submit(self, work: Any) -> Any:
@@ -95,6 +136,7 @@ class GroupCommitter:
 
     def _run(self) -> None:
         conn = self._connect()
+        self._plock = ProcessLock(self._lock_path) if self._lock_path is not None else None
         try:
             while True:
                 first = self._queue.get()
@@ -116,6 +158,8 @@ class GroupCommitter:
                     return
         finally:
             conn.close()
+            if self._plock is not None:
+                self._plock.close()
 
     def _commit(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         try:
@@ -136,6 +180,13 @@ class GroupCommitter:
             op.done.set()
 
     def _transaction(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
+        if self._plock is None:
+            self._transaction_locked(conn, batch)
+            return
+        with self._plock:
+            self._transaction_locked(conn, batch)
+
+    def _transaction_locked(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             results = [self._apply(conn, op.work) for op in batch]

@@ -14,8 +14,10 @@ from typing import Any
 from app.errors import ServiceUnavailable
 from app.outbox import migrations
 from app.outbox.groupcommit import GroupCommitter
+from app.outbox.groupcommit import ProcessLock
 from app.outbox.sqlite_sql import BUMP_TOTAL
 from app.outbox.sqlite_sql import CLAIM_MESSAGE_ID
+from app.outbox.sqlite_sql import CLAIM_MESSAGE_IDS
 from app.outbox.sqlite_sql import COLUMNS
 from app.outbox.sqlite_sql import INSERT_EVENT
 from app.outbox.sqlite_sql import row_to_stored
@@ -57,7 +59,9 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
         with self._read() as conn:
             migrations.upgrade(conn, migrations.SQLITE)
-        self._committer = GroupCommitter(self._open, self._apply_add)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        self._plock = ProcessLock(lock_path)
+        self._committer = GroupCommitter(self._open, self._apply_add, lock_path)
 
     # connections
 
@@ -75,7 +79,7 @@ class SqliteStore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """Hold this process's connection in one IMMEDIATE transaction, committing on success."""
-        with self._lock:
+        with self._lock, self._plock:
             if self._conn is None:
                 self._conn = self._open()
             conn = self._conn
@@ -112,11 +116,22 @@ class SqliteStore:
         stored: list[bool] = []
         rows = []
         dropped: dict[str, int] = {}
+        if len(items) == 1:
+            mid = items[0].event.message_id
+            fresh = (
+                {mid}
+                if conn.execute(CLAIM_MESSAGE_ID, (mid, now, window_start)).rowcount
+                else set()
+            )
+        else:
+            ids = json.dumps([r.event.message_id for r in items])
+            fresh = {row[0] for row in conn.execute(CLAIM_MESSAGE_IDS, (now, ids, window_start))}
         for routed in items:
             ev = routed.event
-            if conn.execute(CLAIM_MESSAGE_ID, (ev.message_id, now, window_start)).rowcount == 0:
+            if ev.message_id not in fresh:
                 stored.append(False)
                 continue
+            fresh.discard(ev.message_id)  # a repeat inside the same call is a duplicate
             stored.append(True)
             payload = ev.payload_json or json.dumps(ev.payload, separators=(",", ":"))
             rows.append(
@@ -318,6 +333,7 @@ class SqliteStore:
         """Stop the writer thread and close this process's connection."""
         self._committer.close()
         with self._lock:
+            self._plock.close()
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None

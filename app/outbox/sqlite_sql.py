@@ -28,6 +28,14 @@ CLAIM_MESSAGE_ID = (
     " WHERE dedupe.received_at < ?"
 )
 
+# The same for a whole JSON array of messageIds in one statement; returns the ids now claimed.
+# (`WHERE true` resolves SQLite's parsing ambiguity between SELECT and ON CONFLICT.)
+CLAIM_MESSAGE_IDS = (
+    "INSERT INTO dedupe (message_id, received_at) SELECT value, ? FROM json_each(?) WHERE true"
+    " ON CONFLICT (message_id) DO UPDATE SET received_at = excluded.received_at"
+    " WHERE dedupe.received_at < ? RETURNING message_id"
+)
+
 BUMP_TOTAL = (
     "INSERT INTO outcome_totals (state, reason, n) VALUES (?, ?, ?)"
     " ON CONFLICT (state, reason) DO UPDATE SET n = n + excluded.n"
