@@ -112,7 +112,7 @@ class Engine:
         return self.store.release_held(anonymous_id, user_id, self.clock())
 
     def maintain(self, now: float) -> None:
-        """Housekeeping: expire old held events, compact old rows, resync the daily count."""
+        """Housekeeping: expire holds, compact old rows, forget old messageIds, resync quota."""
         settings = self.settings()
         expired = self.store.expire_held(now - settings.anonymous_hold_days * 86_400.0, now)
         if expired:
@@ -120,6 +120,7 @@ class Engine:
         if now - self._last_compact >= USAGE_RESYNC_S:
             self._last_compact = now
             self.store.compact(now - RETENTION_S)
+            self.store.prune_dedupe(now)
         if (
             self.resync_usage
             and settings.has_credentials

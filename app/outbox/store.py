@@ -102,6 +102,9 @@ class Store(Protocol):
     def get(self, event_id: int) -> StoredEvent | None:
         """Return one event by id."""
 
+    def find(self, message_id: str) -> list[StoredEvent]:
+        """Return the stored events with this messageId (operators and tests)."""
+
     def dead_letters(
         self, reason: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[StoredEvent]:
@@ -116,6 +119,9 @@ class Store(Protocol):
 
     def compact(self, before: float) -> int:
         """Delete delivered and dropped rows older than `before`; counts by outcome survive."""
+
+    def prune_dedupe(self, now: float) -> int:
+        """Forget messageIds older than the dedupe window, so a late repeat is stored again."""
 
     def counts(self, now: float) -> dict[str, Any]:
         """Return {"pending", "held", "in_flight", "delivered", "dropped": {reason: n},
