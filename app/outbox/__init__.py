@@ -74,7 +74,7 @@ def init_app(app: Flask) -> None:
     try:
         app.extensions["settings"].get()
     except SettingsInvalid:
-        log.warning("settings invalid: the outbox opens on first use")
+        log.info("settings invalid: the outbox opens on first use")
     else:
         get_store(app)
 
