@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def import_command(
         bar = click.progressbar(
             length=rows,
             label="importing",
-            file=None if not as_json else click.get_text_stream("stderr"),
+            file=sys.stderr if as_json else None,
         )
         bar.__enter__()
 
