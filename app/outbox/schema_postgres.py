@@ -78,4 +78,6 @@ SHARED_STATE = (
 POSTGRES_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("outbox", OUTBOX),
     ("shared_state", SHARED_STATE),
+    # Same as SQLite's step: dedupe's primary key answers "seen before?"; find() scans.
+    ("intake_indexes", ("DROP INDEX IF EXISTS events_message",)),
 )

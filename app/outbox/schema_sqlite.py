@@ -66,8 +66,14 @@ SHARED_STATE = (
     "INSERT OR IGNORE INTO mkto_limiter (id) VALUES (1)",
 )
 
+# Intake writes one row per event; an index on events.message_id doubled the pages each commit
+# dirties (random keys) while the dedupe table's primary key already answers "seen before?".
+# `find(message_id)` (operators, tests) scans instead.
+INTAKE_INDEXES = ("DROP INDEX IF EXISTS events_message",)
+
 # (name, statements) per step, oldest first; append only.
 SQLITE_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("outbox", OUTBOX),
     ("shared_state", SHARED_STATE),
+    ("intake_indexes", INTAKE_INDEXES),
 )
