@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import uuid
+import random
+import time
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,21 @@ ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
 OBJECT_FIELDS = ("context", "properties", "traits", "integrations")
 
 _COMPACT = (",", ":")
+
+
+def new_message_id() -> str:
+    """Return a fresh messageId in UUIDv7 layout (RFC 9562): millisecond time first, then random.
+
+    Time-ordered ids land at the right edge of the dedupe key's B-tree, so a commit dirties a
+    handful of pages instead of one random page per event (a random uuid4 costs about 4 KiB of
+    WAL per event). 74 random bits per millisecond keep ids unique across processes;
+    `random` reseeds itself in every forked worker.
+    """
+    ms = time.time_ns() // 1_000_000
+    bits = random.getrandbits(74)
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (bits >> 62) << 64 | 0b10 << 62
+    text = f"{value | (bits & 0x3FFF_FFFF_FFFF_FFFF):032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def _fail(code: str, message: str) -> InvalidEvent:
@@ -139,7 +155,7 @@ def normalise(
         raise _fail("missing_group_id", "group needs a groupId")
     message_id = item.get("messageId")
     if message_id is None or message_id == "":
-        message_id = item["messageId"] = str(uuid.uuid4())
+        message_id = item["messageId"] = new_message_id()
     elif not isinstance(message_id, str):
         raise _fail("bad_id", "messageId must be a string")
     elif len(message_id) > MAX_ID_CHARS:
