@@ -42,7 +42,7 @@ ONCE_MAX_STEPS = 10_000
 def open_shared(store_url: str, base_dir: Path) -> SharedState:
     """Open the shared Marketo state in the same database as the outbox."""
     if store_url.startswith(("postgresql://", "postgres://")):
-        from app.outbox.shared_postgres import PostgresSharedState  # type: ignore[import-not-found]
+        from app.outbox.shared_postgres import PostgresSharedState
 
         return PostgresSharedState(store_url)
     from app.outbox.shared_sqlite import SqliteSharedState

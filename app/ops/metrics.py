@@ -66,6 +66,11 @@ class OutboxCollector(Collector):
     def __init__(self, counts: Callable[[], dict[str, Any]]) -> None:
         self._counts = counts
 
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """Name the metrics without reading the store, so registering never opens it."""
+        yield GaugeMetricFamily("gateway_outbox_events", "", labels=["state", "reason"])
+        yield GaugeMetricFamily("gateway_outbox_oldest_pending_seconds", "")
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """Yield depth by state and outcome totals by reason."""
         counts = self._counts()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 from pathlib import Path
 
 from flask import Flask
 from flask import current_app
 
+from app.errors import GatewayError
+from app.errors import ServiceUnavailable
 from app.errors import SettingsInvalid
 from app.health import add_readiness_check
 from app.outbox.store import Store
@@ -28,6 +31,7 @@ def open_store(url: str, base_dir: Path, dedupe_window_s: float = 24 * 3600.0) -
     """Open the outbox backend a store URL names (SQLite file or PostgreSQL).
 
     :raises ValueError: the URL names no supported backend.
+    :raises ServiceUnavailable: the database cannot be opened.
     """
     if url.startswith(("postgresql://", "postgres://")):
         from app.outbox.postgres import PostgresStore  # imported only when configured
@@ -36,7 +40,11 @@ def open_store(url: str, base_dir: Path, dedupe_window_s: float = 24 * 3600.0) -
     from app.outbox.sqlite import SqliteStore
     from app.outbox.sqlite_sql import path_from_url
 
-    return SqliteStore(path_from_url(url, base_dir), dedupe_window_s=dedupe_window_s)
+    path = path_from_url(url, base_dir)
+    try:
+        return SqliteStore(path, dedupe_window_s=dedupe_window_s)
+    except (OSError, sqlite3.Error) as exc:
+        raise ServiceUnavailable(f"cannot open the SQLite outbox at {path}: {exc}") from exc
 
 
 def _open_for(app: Flask) -> Store:
@@ -73,10 +81,12 @@ def init_app(app: Flask) -> None:
     """Open the store (when settings are valid), register its readiness check and closer."""
     try:
         app.extensions["settings"].get()
+        get_store(app)
     except SettingsInvalid:
         log.info("settings invalid: the outbox opens on first use")
-    else:
-        get_store(app)
+    except GatewayError as exc:
+        # Start anyway: /readyz reports the store until it can be reached, then it opens.
+        log.warning("outbox not reachable at start, will retry on first use: %s", exc.message)
 
     def check() -> str | None:
         get_store(app).ping()

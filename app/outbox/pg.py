@@ -19,7 +19,7 @@ DEFAULT_POOL_MIN = 1
 DEFAULT_POOL_MAX = 8
 
 # How long a caller waits for a free pooled connection before the store raises.
-POOL_TIMEOUT_S = 30.0
+POOL_TIMEOUT_S = 10.0
 
 # Our own options carried in the store URL's query string; psycopg would reject them.
 POOL_OPTIONS = ("pool_min", "pool_max")

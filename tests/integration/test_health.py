@@ -39,3 +39,24 @@ def test_wrong_method_answers_json_405(client):
     response = client.post("/healthz")
     assert response.status_code == 405
     assert response.get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_gateway_starts_with_an_unreachable_store_and_readyz_names_it(tmp_path, write_settings):
+    from app import create_app
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    document = write_settings(store_url=f"sqlite:///{blocker}/outbox.db")
+    app = create_app(
+        {
+            "SETTINGS_PATH": str(tmp_path / "instance" / "settings.json"),
+            "GATEWAY_EMBEDDED_WORKER": False,
+            "ENVIRON": {},
+        }
+    )
+    client = app.test_client()
+    assert document["store_url"].endswith("not-a-directory/outbox.db")
+    assert client.get("/healthz").status_code == 200
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "store" in response.get_json()["failures"]
