@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -13,8 +14,8 @@ from typing import Any
 
 from app.errors import ServiceUnavailable
 from app.outbox import migrations
-from app.outbox.groupcommit import GroupCommitter
 from app.outbox.groupcommit import ProcessLock
+from app.outbox.leader_commit import GroupCommitter
 from app.outbox.sqlite_sql import BUMP_TOTAL
 from app.outbox.sqlite_sql import CLAIM_MESSAGE_ID
 from app.outbox.sqlite_sql import CLAIM_MESSAGE_IDS
@@ -44,9 +45,11 @@ def _marks(n: int) -> str:
 class SqliteStore:
     """The `Store` protocol on one SQLite file shared by every process of one machine.
 
-    Adds go through a `GroupCommitter` (one writer thread per process); everything else runs on
-    one lock-guarded connection per process with `BEGIN IMMEDIATE`, so a claim's select and
-    update are atomic across processes.
+    Adds go through a leader/follower `GroupCommitter`: the request thread that finds no commit
+    running commits everything queued on this process's writer connection, so concurrent
+    requests share one fsync without a hand-off to a writer thread. Everything else runs on one
+    lock-guarded connection per process with `BEGIN IMMEDIATE`, so a claim's select and update
+    are atomic across processes.
     """
 
     def __init__(self, path: Path | str, dedupe_window_s: float = 24 * 3600.0) -> None:
@@ -61,7 +64,12 @@ class SqliteStore:
             migrations.upgrade(conn, migrations.SQLITE)
         lock_path = self.path.with_name(self.path.name + ".lock")
         self._plock = ProcessLock(lock_path)
-        self._committer = GroupCommitter(self._open, self._apply_add, lock_path)
+        # Only the current leader touches the writer connection and its lock (one at a time).
+        self._add_plock = ProcessLock(lock_path)
+        self._add_conn: sqlite3.Connection | None = None
+        self._add_pid = os.getpid()
+        self._committer: GroupCommitter[tuple[Sequence[Routed], float], list[bool]]
+        self._committer = GroupCommitter(self._commit_adds)
 
     # connections
 
@@ -108,7 +116,39 @@ class SqliteStore:
         """Commit events durably (group commit); True per stored event, False per duplicate."""
         if not items:
             return []
-        return self._committer.submit((items, now))
+        if self._add_pid != os.getpid():
+            self._after_fork()
+        try:
+            return self._committer.submit((items, now))
+        except sqlite3.Error as exc:
+            raise ServiceUnavailable(
+                f"the outbox could not commit: {exc}", code="store_unavailable"
+            ) from exc
+
+    def _after_fork(self) -> None:
+        """Start afresh in a forked child: the parent's leader may have been mid-commit."""
+        with self._lock:
+            if self._add_pid != os.getpid():
+                self._committer = GroupCommitter(self._commit_adds)
+                self._add_conn = None  # the parent's; never used across a fork
+                self._add_plock = ProcessLock(self._add_plock.path)
+                self._add_pid = os.getpid()
+
+    def _commit_adds(self, works: Sequence[tuple[Sequence[Routed], float]]) -> list[list[bool]]:
+        """Apply several requests' adds in one IMMEDIATE transaction; return once fsynced."""
+        if self._add_conn is None:
+            self._add_conn = self._open()
+        conn = self._add_conn
+        with self._add_plock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                results = [self._apply_add(conn, work) for work in works]
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return results
 
     def _apply_add(self, conn: sqlite3.Connection, work: tuple[Sequence[Routed], float]) -> list:
         items, now = work
@@ -330,10 +370,14 @@ class SqliteStore:
             conn.execute("SELECT 1 FROM outcome_totals LIMIT 1").fetchall()
 
     def close(self) -> None:
-        """Stop the writer thread and close this process's connection."""
+        """Refuse new adds and close this process's connections."""
         self._committer.close()
         with self._lock:
             self._plock.close()
+            self._add_plock.close()
+            if self._add_conn is not None and self._add_pid == os.getpid():
+                self._add_conn.close()
+            self._add_conn = None
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
