@@ -26,6 +26,7 @@ from app.outbox.store import Event
 from app.outbox.store import Routed
 from app.outbox.store import State
 from app.outbox.store import StoredEvent
+from app.outbox.store import read_counts
 
 logger = logging.getLogger(__name__)
 
@@ -275,29 +276,9 @@ class PostgresStore:
 
     def counts(self, now: float) -> dict[str, Any]:
         """Return counts by state and reason, and the age of the oldest pending event."""
-        out: dict[str, Any] = {
-            "pending": 0, "held": 0, "in_flight": 0, "delivered": 0, "dropped": {}, "dead": {},
-        }  # fmt: skip
         with self._conn() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            for state, n in conn.execute(
-                f"SELECT state, count(*) FROM events WHERE state IN {_OPEN_STATES} GROUP BY state"
-            ):
-                out[state] = n
-            for reason, n in conn.execute(
-                "SELECT reason, count(*) FROM events WHERE state = 'dead' GROUP BY reason"
-            ):
-                out["dead"][reason or "unknown"] = n
-            for state, reason, n in conn.execute("SELECT state, reason, n FROM outcome_totals"):
-                if state == "delivered":
-                    out["delivered"] += n
-                else:
-                    out["dropped"][reason] = n
-            oldest = conn.execute(
-                "SELECT min(received_at) FROM events WHERE state = 'pending'"
-            ).fetchone()[0]
-        out["oldest_pending_s"] = max(0.0, now - oldest) if oldest is not None else 0.0
-        return out
+            return read_counts(conn.execute, now)
 
     def ping(self) -> None:
         """Raise when the store is not writable (server down, or a read-only standby)."""

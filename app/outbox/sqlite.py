@@ -25,6 +25,7 @@ from app.outbox.sqlite_sql import row_to_stored
 from app.outbox.store import Routed
 from app.outbox.store import State
 from app.outbox.store import StoredEvent
+from app.outbox.store import read_counts
 
 # How long a connection waits for another process's write lock before giving up.
 BUSY_TIMEOUT_MS = 20_000
@@ -336,33 +337,12 @@ class SqliteStore:
 
     def counts(self, now: float) -> dict[str, Any]:
         """Return counts by state and reason, and the age of the oldest pending event."""
-        out: dict[str, Any] = {
-            "pending": 0, "held": 0, "in_flight": 0, "delivered": 0, "dropped": {}, "dead": {},
-        }  # fmt: skip
         with self._read() as conn:
             conn.execute("BEGIN")
             try:
-                for state, n in conn.execute(
-                    "SELECT state, COUNT(*) FROM events"
-                    " WHERE state IN ('pending', 'held', 'in_flight') GROUP BY state"
-                ):
-                    out[state] = n
-                for reason, n in conn.execute(
-                    "SELECT reason, COUNT(*) FROM events WHERE state = 'dead' GROUP BY reason"
-                ):
-                    out["dead"][reason or "unknown"] = n
-                for state, reason, n in conn.execute("SELECT state, reason, n FROM outcome_totals"):
-                    if state == "delivered":
-                        out["delivered"] += n
-                    else:
-                        out["dropped"][reason] = n
-                oldest = conn.execute(
-                    "SELECT MIN(received_at) FROM events WHERE state = 'pending'"
-                ).fetchone()[0]
+                return read_counts(conn.execute, now)
             finally:
                 conn.execute("COMMIT")
-        out["oldest_pending_s"] = max(0.0, now - oldest) if oldest is not None else 0.0
-        return out
 
     def ping(self) -> None:
         """Raise when the store is not writable."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -132,3 +134,31 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+
+def read_counts(execute: Callable[[str], Iterable[Sequence[Any]]], now: float) -> dict[str, Any]:
+    """Build `Store.counts` from plain SQL run by `execute` (inside one read snapshot).
+
+    Both backends keep the same tables, and these queries take no parameters, so the SQL and
+    its assembly live here once.
+    """
+    out: dict[str, Any] = {
+        "pending": 0, "held": 0, "in_flight": 0, "delivered": 0, "dropped": {}, "dead": {},
+    }  # fmt: skip
+    for state, n in execute(
+        "SELECT state, COUNT(*) FROM events"
+        " WHERE state IN ('pending', 'held', 'in_flight') GROUP BY state"
+    ):
+        out[state] = n
+    for reason, n in execute(
+        "SELECT reason, COUNT(*) FROM events WHERE state = 'dead' GROUP BY reason"
+    ):
+        out["dead"][reason or "unknown"] = n
+    for state, reason, n in execute("SELECT state, reason, n FROM outcome_totals"):
+        if state == "delivered":
+            out["delivered"] += n
+        else:
+            out["dropped"][reason] = n
+    [(oldest,)] = list(execute("SELECT MIN(received_at) FROM events WHERE state = 'pending'"))
+    out["oldest_pending_s"] = max(0.0, now - oldest) if oldest is not None else 0.0
+    return out
