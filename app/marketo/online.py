@@ -110,7 +110,46 @@ def check_activities(settings: Settings, client: MarketoClient) -> list[str]:
     return problems
 
 
-BASE_CHECKS: tuple[Check, ...] = (check_fields, check_activities)
+def _asset(
+    client: MarketoClient, path: str, params: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """Return one Asset API record, or None when Marketo finds nothing (a warning, no result)."""
+    rows = client.request("GET", path, params=params).get("result") or []
+    return rows[0] if rows else None
+
+
+def check_assets(settings: Settings, client: MarketoClient) -> list[str]:
+    """The identify form, the audience list folder and mapped campaigns exist and are usable."""
+    problems: list[str] = []
+    if settings.identify_mode == "form" and settings.form_id is not None:
+        form = _asset(client, f"/rest/asset/v1/form/{settings.form_id}.json")
+        if form is None:
+            problems.append(f"form_id: form {settings.form_id} does not exist in Marketo")
+        elif str(form.get("status", "")).lower() != "approved":
+            status = form.get("status")
+            problems.append(f"form_id: form {settings.form_id} is {status}, not approved")
+    if settings.lists is not None:
+        folder_id = settings.lists.folder_id
+        folder = f"/rest/asset/v1/folder/{folder_id}.json"
+        if _asset(client, folder, {"type": settings.lists.folder_type}) is None:
+            problems.append(f"lists.folder: folder {folder_id} does not exist in Marketo")
+    if settings.campaigns:
+        ids = sorted({c.campaign_id for c in settings.campaigns.values()})
+        rows = client.request("GET", "/rest/v1/campaigns.json", params={"id": ids}).get("result")
+        found = {int(row["id"]): row for row in rows or [] if "id" in row}
+        for name, mapping in settings.campaigns.items():
+            row = found.get(mapping.campaign_id)
+            if row is None:
+                problems.append(f"campaigns.{name}: campaign {mapping.campaign_id} not found")
+            elif row.get("type") != "trigger" or not row.get("isRequestable", True):
+                problems.append(
+                    f"campaigns.{name}: campaign {mapping.campaign_id} is not a requestable"
+                    " trigger campaign (it needs a 'Campaign is Requested' trigger)"
+                )
+    return problems
+
+
+BASE_CHECKS: tuple[Check, ...] = (check_fields, check_activities, check_assets)
 
 
 def validate_online(

@@ -236,6 +236,11 @@ class FakeMarketo:
         with self.lock:
             return marketo_lists.create_list(self, name, folder_id)
 
+    def add_form(self, id: int, name: str, *, status: str = "approved") -> None:
+        """Define a Forms 2.0 form asset (the one background identify submits)."""
+        with self.lock:
+            self.forms[id] = {"id": id, "name": name, "status": status, "folder": {"id": 31}}
+
     def add_campaign(
         self, id: int, name: str, *, kind: str = "trigger", requestable: bool = True
     ) -> None:
@@ -259,6 +264,7 @@ class FakeMarketo:
         self.lists: dict[int, dict[str, Any]] = {}
         self.folders: dict[int, dict[str, Any]] = {}
         self.campaigns: dict[int, dict[str, Any]] = {}
+        self.forms: dict[int, dict[str, Any]] = {}
         self.campaign_triggers: list[dict[str, Any]] = []
         self.bulk_jobs: dict[int, dict[str, Any]] = {}
         self.merges: list[dict[str, Any]] = []

@@ -1,4 +1,4 @@
-"""Default data of the fake Marketo: custom activity types, folders and campaigns."""
+"""Default data of the fake Marketo: activity types, folders, campaigns and forms."""
 
 from __future__ import annotations
 
@@ -53,3 +53,5 @@ def load_fixtures(fake: FakeMarketo) -> None:
     create_folder(fake, "Gateway", 14, folder_id=31)
     fake.add_campaign(2001, "Gateway requested campaign")
     fake.add_campaign(2002, "Nightly batch", kind="batch", requestable=False)
+    fake.add_form(1003, "Gateway background identify")
+    fake.add_form(1004, "Old contact form", status="draft")

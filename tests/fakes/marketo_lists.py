@@ -180,6 +180,18 @@ def name_search(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return envelope(rows, errors=[], warnings=[])
 
 
+def folder_by_id(fake: FakeMarketo, req: Req, folder_id: str) -> dict[str, Any]:
+    """GET /rest/asset/v1/folder/{id}.json: one folder, or an empty search."""
+    folder = fake.folders.get(int(folder_id))
+    return name_search([folder] if folder else [])
+
+
+def form_by_id(fake: FakeMarketo, req: Req, form_id: str) -> dict[str, Any]:
+    """GET /rest/asset/v1/form/{id}.json: one form asset, or an empty search."""
+    form = fake.forms.get(int(form_id))
+    return name_search([form] if form else [])
+
+
 def folder_by_name(fake: FakeMarketo, req: Req) -> dict[str, Any]:
     """GET /rest/asset/v1/folder/byName.json?name=: exact-name folder search."""
     name = req.args.get("name") or ""
@@ -272,6 +284,8 @@ ROUTES = [
     (r"/rest/v1/lists/(?P<list_id>\d+)/leads/ismember\.json", {"GET": is_member}),
     (r"/rest/v1/lists\.json", {"GET": lists_index}),
     (r"/rest/asset/v1/folder/byName\.json", {"GET": folder_by_name}),
+    (r"/rest/asset/v1/folder/(?P<folder_id>\d+)\.json", {"GET": folder_by_id}),
+    (r"/rest/asset/v1/form/(?P<form_id>\d+)\.json", {"GET": form_by_id}),
     (r"/rest/asset/v1/folders\.json", {"POST": create_folder_call}),
     (r"/rest/asset/v1/staticList/byName\.json", {"GET": list_by_name}),
     (r"/rest/asset/v1/staticList/(?P<list_id>\d+)\.json", {"GET": list_by_id}),

@@ -109,6 +109,36 @@ def test_online_validation_lists_every_mismatch(make_app) -> None:
     assert "events.Ghost: no custom activity type 999999" in result.output
 
 
+def test_online_validation_checks_form_list_folder_and_campaigns(make_app) -> None:
+    """The identify form, the audience folder and mapped campaigns are checked too."""
+    app = make_app(
+        form_id=1004,
+        form_base_url="//app-ab12.marketo.com",
+        lists={"folder": {"type": "Folder", "id": 77}},
+        campaigns={
+            "Bought": {"campaign_id": 2002},
+            "Refunded": {"campaign_id": 2999},
+            "Welcome": {"campaign_id": 2001},
+        },
+    )
+    result = app.test_cli_runner().invoke(args=["config", "validate", "--online"])
+    assert result.exit_code == 1
+    assert "form_id: form 1004 is draft, not approved" in result.output
+    assert "lists.folder: folder 77 does not exist in Marketo" in result.output
+    assert "campaigns.Bought: campaign 2002 is not a requestable trigger" in result.output
+    assert "campaigns.Refunded: campaign 2999 not found" in result.output
+    assert "campaigns.Welcome" not in result.output
+
+    good = make_app(
+        form_id=1003,
+        form_base_url="//app-ab12.marketo.com",
+        lists={"folder": {"type": "Folder", "id": 31}},
+        campaigns={"Welcome": {"campaign_id": 2001}},
+    )
+    result = good.test_cli_runner().invoke(args=["config", "validate", "--online"])
+    assert result.exit_code == 0, result.output
+
+
 def test_online_validation_passes_for_matching_settings(make_app) -> None:
     """Settings that match the instance validate cleanly."""
     app = make_app()
