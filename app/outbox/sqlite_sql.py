@@ -55,6 +55,7 @@ def path_from_url(store_url: str, base_dir: Path) -> Path:
 
 
 def row_to_stored(row: sqlite3.Row | tuple) -> StoredEvent:
+    """Rebuild a StoredEvent from an `events` row in the column order the queries select."""
     (rid, mid, typ, key_id, kind, received, ts, uid, aid, payload, state, reason, detail) = row[:13]
     attempts, next_at, updated = row[13:16]
     event = Event(mid, typ, key_id, kind, received, ts, uid, aid, json.loads(payload), payload)

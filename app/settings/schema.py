@@ -95,6 +95,7 @@ class _Problems(list):
     """A list of "key.path: sentence" strings with a shorthand to add one."""
 
     def add(self, path: str, message: str) -> None:
+        """Record one problem at a dotted key path."""
         self.append(f"{path}: {message}")
 
 
