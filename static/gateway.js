@@ -6,25 +6,20 @@
   var VERSION = '0.2.0';
   const stub = window.gateway;
   const noop = () => {};
-  // try/catch as an expression: fallback when fn throws.
-  const attempt = (fn, fallback) => {
+  // try/catch as an expression: onError(error) answers when fn throws.
+  const attempt = (fn, onError = noop) => {
     try {
       return fn();
     } catch (e) {
-      return fallback;
+      return onError(e);
     }
   };
   const warn = (message) => attempt(() => console.warn('gateway: ' + message));
   // Keep every error away from the host page: a tracker must never break a site.
   const safe =
     (fn) =>
-    (...args) => {
-      try {
-        return fn(...args);
-      } catch (e) {
-        warn(e);
-      }
-    };
+    (...args) =>
+      attempt(() => fn(...args), warn);
 
   // Step aside when the library already runs on this page (the loader was included twice).
   if (stub?.VERSION) {
@@ -33,14 +28,12 @@
 
   const cookie = (name) => {
     const value = (document.cookie.match('(?:^|; )' + name + '=([^;]*)') || [])[1] || '';
-    return attempt(() => decodeURIComponent(value), value);
+    return attempt(() => decodeURIComponent(value), () => value);
   };
-  // First-party ids live in localStorage with a cookie fallback (private modes, old browsers).
-  const load = (name) => attempt(() => localStorage.getItem(name)) || cookie(name);
-  const save = (name, value) => {
-    attempt(() => localStorage.setItem(name, value));
-    document.cookie = `${name}=${encodeURIComponent(value)}; path=/; max-age=31536000; SameSite=Lax`;
-  };
+  // First-party ids are cookies on the site's own domain, kept for a year.
+  const save = (name, value) =>
+    (document.cookie =
+      name + '=' + encodeURIComponent(value) + '; path=/; max-age=31536000; SameSite=Lax');
   const uuid = () =>
     crypto.randomUUID?.() ||
     'xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx'.replace(/[xy]/g, (c) => {
@@ -48,8 +41,8 @@
       return (c == 'x' ? r : (r & 3) | 8).toString(16);
     });
 
-  const anonymousId = load('gw_aid') || uuid();
-  let userId = load('gw_uid') || null;
+  const anonymousId = cookie('gw_aid') || uuid();
+  let userId = cookie('gw_uid');
   const setUser = (id) => save('gw_uid', (userId = String(id)));
   save('gw_aid', anonymousId);
 
@@ -66,7 +59,7 @@
     );
   // Text bodies avoid a CORS preflight; keepalive outlives navigation.
   const post = (path, body) =>
-    fetch(`${config.url}/v1/${path}`, { method: 'POST', body, keepalive: true });
+    fetch(config.url + '/v1/' + path, { method: 'POST', body, keepalive: true });
 
   // Beacons and form posts wait until Munchkin has set _mkto_trk, which ties them to the lead;
   // release() lets them go (after the cookie, Munchkin's failure, 5 s, or the page hiding).
@@ -82,21 +75,22 @@
   // Munchkin.init records the first page view itself unless apiOnly is set.
   let skipVisit = !munchkinOptions.apiOnly;
   // True once Munchkin.init ran; false when Munchkin is off, blocked or broken.
-  const munchkinReady = (
-    config.munchkinId && config.munchkinScriptUrl
-      ? loadScript(config.munchkinScriptUrl).then(
-          safe((loaded) => {
-            if (loaded) {
-              window.Munchkin.init(config.munchkinId, { asyncOnly: true, ...munchkinOptions });
-            }
-            return loaded;
-          })
-        )
-      : Promise.resolve(false)
-  ).then((ready) => {
-    waitForCookie(ready ? 20 : 0);
-    return ready;
-  });
+  const munchkinReady = (config.munchkinId && config.munchkinScriptUrl
+    ? loadScript(config.munchkinScriptUrl)
+    : Promise.resolve(false)
+  )
+    .then(
+      safe((loaded) => {
+        if (loaded) {
+          window.Munchkin.init(config.munchkinId, { asyncOnly: true, ...munchkinOptions });
+        }
+        return loaded;
+      })
+    )
+    .then((ready) => {
+      waitForCookie(ready ? 20 : 0);
+      return ready;
+    });
   const munchkin = (...args) =>
     munchkinReady.then(safe((ready) => ready && window.Munchkin.munchkinFunction(...args)));
 
@@ -117,7 +111,6 @@
           url: location.href,
         },
         userAgent: navigator.userAgent,
-        library: { name: 'marketo-gateway', version: VERSION },
       },
     });
     later(() => {
@@ -126,58 +119,51 @@
         message.context.Marketo = { marketoCookie };
       }
       const body = JSON.stringify(message);
-      if (!attempt(() => navigator.sendBeacon(`${config.url}/v1/${type[0]}`, body))) {
+      if (!attempt(() => navigator.sendBeacon(config.url + '/v1/' + type[0], body))) {
         post(type[0], body).catch(noop);
       }
     });
   }
 
-  // The hidden form once Forms 2.0 has it ready; undefined when forms2 is blocked or missing.
-  let formReady;
+  // Resolves to our hidden form once Forms 2.0 has it ready.
   function startForm() {
     const base = config.formBaseUrl;
     const element = document.createElement('form');
     element.id = 'mktoForm_' + config.formId;
     element.style.display = 'none';
     (document.body || document.documentElement).appendChild(element);
-    // Reuse Forms 2.0 when the site already loads it for its own forms.
-    const loaded = window.MktoForms2 || loadScript(base + '/js/forms2/js/forms2.min.js');
-    return Promise.resolve(loaded).then(
-      safe(
-        (ok) =>
-          new Promise((resolve) => {
-            const forms = window.MktoForms2;
-            if (!ok || !forms) {
-              resolve();
-              return warn('Forms 2.0 is unavailable');
+    return new Promise((resolve) => {
+      const start = safe(() => {
+        const forms = window.MktoForms2;
+        if (!forms) {
+          return warn('Forms 2.0 is unavailable');
+        }
+        forms.loadForm(base, config.munchkinId, config.formId);
+        forms.whenReady(
+          safe((form) => {
+            // Only our hidden form: other forms on the page must never be submitted by us.
+            if (resolve && String(form.getId()) === String(config.formId)) {
+              form.onSuccess(() => false);
+              resolve(form);
+              resolve = null;
             }
-            let found;
-            forms.loadForm(base, config.munchkinId, config.formId);
-            forms.whenReady(
-              safe((form) => {
-                // Only our hidden form: other forms on the page must never be submitted by us.
-                if (!found && String(form.getId()) === String(config.formId)) {
-                  found = form;
-                  form.onSuccess(() => false);
-                  resolve(form);
-                }
-              })
-            );
           })
-      )
-    );
+        );
+      });
+      // Reuse Forms 2.0 when the site already loads it for its own forms.
+      (window.MktoForms2 ? Promise.resolve() : loadScript(base + '/js/forms2/js/forms2.min.js')).then(start);
+    });
   }
 
+  let formReady;
   function submitForm(fields) {
     formReady = formReady || startForm();
-    formReady.then(
-      (form) =>
-        form &&
-        later(() => {
-          fields._mkt_trk = cookie('_mkto_trk');
-          form.addHiddenFields(fields);
-          form.submit();
-        })
+    formReady.then((form) =>
+      later(() => {
+        fields._mkt_trk = cookie('_mkto_trk');
+        form.addHiddenFields(fields);
+        form.submit();
+      })
     );
   }
 
@@ -272,15 +258,13 @@
     send('alias', { previousId });
   }
 
+  // gateway('track', ...) and gateway.track(...) alike; each method is kept safe.
   const api = safe((method, ...args) => api[method](...args));
-  Object.assign(api, {
-    VERSION,
-    page: safe(page),
-    track: safe(track),
-    identify: safe(identify),
-    alias: safe(alias),
-    anonymousId: () => anonymousId,
-  });
+  for (const method of [page, track, identify, alias]) {
+    api[method.name] = safe(method);
+  }
+  api.VERSION = VERSION;
+  api.anonymousId = () => anonymousId;
   window.gateway = api;
   // Replay the calls the snippet queued before this library loaded, in order.
   (stub?.q || []).forEach((args) => api(...args));

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import render_template
+from jinja2.utils import htmlsafe_json_dumps
 
 from app.browser.fields import field_map
 from app.settings import Settings
@@ -63,11 +64,12 @@ def form_config(settings: Settings) -> dict[str, Any]:
 
 def render_loader(settings: Settings, key: SourceKey, gateway_url: str) -> str:
     """Render `GET /v1/loader.js` for one browser key (needs an app context)."""
-    return render_template(
-        "loader.js.j2",
-        config=public_config(settings, key, gateway_url),
-        library=compact(library_source()),
+    # Compact JSON, keys sorted as |tojson would (the field map's order is its precedence), and
+    # HTML-safe like |tojson, so a pasted inline copy cannot close a <script> element.
+    config = htmlsafe_json_dumps(
+        public_config(settings, key, gateway_url), sort_keys=True, separators=(",", ":")
     )
+    return render_template("loader.js.j2", config=config, library=compact(library_source()))
 
 
 def etag_for(body: str) -> str:
