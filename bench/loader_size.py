@@ -20,12 +20,13 @@ from app.browser.loader import library_source  # noqa: E402
 from app.browser.loader import render_loader  # noqa: E402
 from app.settings import parse  # noqa: E402
 
-# Tracked budgets, gzip -9 bytes. The goal is 2 KB for our code; without an identifier-
-# renaming minifier (we keep no JS build step) the library compacts to about 2.95 KB and the
-# field map adds about 0.6 KB, so the budgets sit just above today's sizes. Raising one is a
-# deliberate change whose commit says why.
-LIBRARY_GZIP_BUDGET = 3072  # static/gateway.js as served: comments and indentation dropped
-LOADER_GZIP_BUDGET = 3584  # the whole loader.js: library + one key's config (field map)
+# Tracked budgets, gzip -9 bytes, just above today's sizes; raising one is a deliberate change
+# whose commit says why. The goal is 2 KB for our code. It is not reached: the library is kept
+# readable (no identifier renaming; the served body keeps `var VERSION = ` and every source line,
+# which the loader tests pin) and compacts to about 2.6 KB, and the loader config's full
+# trait-path -> SOAP field map, which the loader contract lists entry by entry, adds about 0.4 KB.
+LIBRARY_GZIP_BUDGET = 2624  # static/gateway.js as served: comments and indentation dropped
+LOADER_GZIP_BUDGET = 3200  # the whole loader.js: library + one key's config (field map)
 GOAL_GZIP = 2048
 
 # A representative site: form identify, one custom trait, the default Munchkin settings.
