@@ -17,10 +17,11 @@ from app.outbox import migrations
 from app.outbox.groupcommit import ProcessLock
 from app.outbox.leader_commit import GroupCommitter
 from app.outbox.sqlite_sql import BUMP_TOTAL
-from app.outbox.sqlite_sql import CLAIM_MESSAGE_ID
-from app.outbox.sqlite_sql import CLAIM_MESSAGE_IDS
 from app.outbox.sqlite_sql import COLUMNS
-from app.outbox.sqlite_sql import INSERT_EVENT
+from app.outbox.sqlite_sql import ROWS_PER_INSERT
+from app.outbox.sqlite_sql import SEEN_MESSAGE_IDS
+from app.outbox.sqlite_sql import claim_message_ids
+from app.outbox.sqlite_sql import insert_events
 from app.outbox.sqlite_sql import row_to_stored
 from app.outbox.store import Routed
 from app.outbox.store import State
@@ -41,6 +42,19 @@ def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
 
 def _marks(n: int) -> str:
     return ",".join("?" * n)
+
+
+def _flat(rows: Sequence[tuple]) -> list:
+    return [value for row in rows for value in row]
+
+
+def _event_row(routed: Routed, now: float) -> tuple:
+    """Return the 13 parameters of one events row (see `insert_events`)."""
+    ev = routed.event
+    payload = ev.payload_json or json.dumps(ev.payload, separators=(",", ":"))
+    return (ev.message_id, ev.type, ev.source_key_id, ev.source_kind, ev.received_at,
+            ev.timestamp, ev.user_id, ev.anonymous_id, payload, routed.state.value,
+            routed.reason, ev.received_at, now)  # fmt: skip
 
 
 class SqliteStore:
@@ -136,14 +150,32 @@ class SqliteStore:
                 self._add_pid = os.getpid()
 
     def _commit_adds(self, works: Sequence[tuple[Sequence[Routed], float]]) -> list[list[bool]]:
-        """Apply several requests' adds in one IMMEDIATE transaction; return once fsynced."""
+        """Apply several requests' adds in one IMMEDIATE transaction; return once fsynced.
+
+        The statements do not depend on how many requests share the commit (one lookup of the
+        messageIds already seen, one upsert of the new ones, one multi-row insert), because every
+        statement hands the GIL back and forth while the cross-process lock is held.
+        """
         if self._add_conn is None:
             self._add_conn = self._open()
         conn = self._add_conn
+        ids = json.dumps([routed.event.message_id for items, _ in works for routed in items])
+        rows = [[_event_row(routed, now) for routed in items] for items, now in works]
         with self._add_plock:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                results = [self._apply_add(conn, work) for work in works]
+                seen = dict(conn.execute(SEEN_MESSAGE_IDS, (ids,)).fetchall())
+                results, claims, fresh, dropped = self._plan_adds(works, rows, seen)
+                for start in range(0, len(fresh), ROWS_PER_INSERT):
+                    chunk = fresh[start : start + ROWS_PER_INSERT]
+                    conn.execute(
+                        claim_message_ids(len(chunk)),
+                        _flat(claims[start : start + ROWS_PER_INSERT]),
+                    )
+                    conn.execute(insert_events(len(chunk)), _flat(chunk))
+                for key, n in dropped.items():
+                    state, reason = key.split("\0")
+                    conn.execute(BUMP_TOTAL, (state, reason, n))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -151,43 +183,36 @@ class SqliteStore:
                 raise
         return results
 
-    def _apply_add(self, conn: sqlite3.Connection, work: tuple[Sequence[Routed], float]) -> list:
-        items, now = work
-        window_start = now - self.dedupe_window_s
-        stored: list[bool] = []
-        rows = []
+    def _plan_adds(
+        self,
+        works: Sequence[tuple[Sequence[Routed], float]],
+        rows: list[list[tuple]],
+        seen: dict[str, float],
+    ) -> tuple[list[list[bool]], list[tuple[str, float]], list[tuple], dict[str, int]]:
+        """Decide which events are new: not seen inside the window, nor earlier in this commit."""
+        results: list[list[bool]] = []
+        claims: list[tuple[str, float]] = []
+        fresh: list[tuple] = []
         dropped: dict[str, int] = {}
-        if len(items) == 1:
-            mid = items[0].event.message_id
-            fresh = (
-                {mid}
-                if conn.execute(CLAIM_MESSAGE_ID, (mid, now, window_start)).rowcount
-                else set()
-            )
-        else:
-            ids = json.dumps([r.event.message_id for r in items])
-            fresh = {row[0] for row in conn.execute(CLAIM_MESSAGE_IDS, (now, ids, window_start))}
-        for routed in items:
-            ev = routed.event
-            if ev.message_id not in fresh:
-                stored.append(False)
-                continue
-            fresh.discard(ev.message_id)  # a repeat inside the same call is a duplicate
-            stored.append(True)
-            payload = ev.payload_json or json.dumps(ev.payload, separators=(",", ":"))
-            rows.append(
-                (ev.message_id, ev.type, ev.source_key_id, ev.source_kind, ev.received_at,
-                 ev.timestamp, ev.user_id, ev.anonymous_id, payload, routed.state.value,
-                 routed.reason, ev.received_at, now)
-            )  # fmt: skip
-            if routed.state in (State.DROPPED, State.DELIVERED):
-                key = f"{routed.state.value}\0{routed.reason or ''}"
-                dropped[key] = dropped.get(key, 0) + 1
-        conn.executemany(INSERT_EVENT, rows)
-        for key, n in dropped.items():
-            state, reason = key.split("\0")
-            conn.execute(BUMP_TOTAL, (state, reason, n))
-        return stored
+        taken: set[str] = set()
+        for (items, now), work_rows in zip(works, rows, strict=True):
+            window_start = now - self.dedupe_window_s
+            stored: list[bool] = []
+            for routed, row in zip(items, work_rows, strict=True):
+                mid = routed.event.message_id
+                last = seen.get(mid)
+                if mid in taken or (last is not None and last >= window_start):
+                    stored.append(False)
+                    continue
+                taken.add(mid)  # a repeat later in the same commit is a duplicate
+                stored.append(True)
+                claims.append((mid, now))
+                fresh.append(row)
+                if routed.state in (State.DROPPED, State.DELIVERED):
+                    key = f"{routed.state.value}\0{routed.reason or ''}"
+                    dropped[key] = dropped.get(key, 0) + 1
+            results.append(stored)
+        return results, claims, fresh, dropped
 
     # dispatcher
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from functools import lru_cache
 from pathlib import Path
 
 from app.outbox.store import Event
@@ -21,20 +22,33 @@ INSERT_EVENT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
 )
 
-# Insert, or take over an entry older than the window; rowcount 0 means a duplicate.
-CLAIM_MESSAGE_ID = (
-    "INSERT INTO dedupe (message_id, received_at) VALUES (?, ?)"
-    " ON CONFLICT (message_id) DO UPDATE SET received_at = excluded.received_at"
-    " WHERE dedupe.received_at < ?"
+# The dedupe entries already held for a JSON array of messageIds. Repeats are rare, so this
+# usually returns no row: one statement step while the write lock is held.
+SEEN_MESSAGE_IDS = (
+    "SELECT message_id, received_at FROM dedupe"
+    " WHERE message_id IN (SELECT value FROM json_each(?))"
 )
 
-# The same for a whole JSON array of messageIds in one statement; returns the ids now claimed.
-# (`WHERE true` resolves SQLite's parsing ambiguity between SELECT and ON CONFLICT.)
-CLAIM_MESSAGE_IDS = (
-    "INSERT INTO dedupe (message_id, received_at) SELECT value, ? FROM json_each(?) WHERE true"
-    " ON CONFLICT (message_id) DO UPDATE SET received_at = excluded.received_at"
-    " WHERE dedupe.received_at < ? RETURNING message_id"
-)
+# Rows per multi-row INSERT: 13 parameters a row stays far under SQLite's 32,766 variables.
+ROWS_PER_INSERT = 500
+
+
+@lru_cache(maxsize=64)
+def insert_events(n: int) -> str:
+    """Return an INSERT of `n` events rows (13 parameters each) in one statement."""
+    row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
+    return INSERT_EVENT.partition(" VALUES ")[0] + " VALUES " + ", ".join([row] * n)
+
+
+@lru_cache(maxsize=64)
+def claim_message_ids(n: int) -> str:
+    """Return an upsert recording `n` (message_id, received_at) pairs as seen."""
+    return (
+        "INSERT INTO dedupe (message_id, received_at) VALUES "
+        + ", ".join(["(?, ?)"] * n)
+        + " ON CONFLICT (message_id) DO UPDATE SET received_at = excluded.received_at"
+    )
+
 
 BUMP_TOTAL = (
     "INSERT INTO outcome_totals (state, reason, n) VALUES (?, ?, ?)"
