@@ -72,7 +72,7 @@ def accept(
         routed.append(route(event, settings))
     metrics = intake_metrics(current_app)
     for entry in rejected:
-        metrics.rejected.labels(entry["code"]).inc()
+        metrics.child(metrics.rejected, entry["code"]).inc()
     if not routed:
         response = jsonify(
             {
@@ -94,7 +94,7 @@ def accept(
             label = (item.event.type, key.kind)
             by_label[label] = by_label.get(label, 0) + 1
     for label, n in by_label.items():
-        metrics.accepted.labels(*label).inc(n)
+        metrics.child(metrics.accepted, *label).inc(n)
     if len(routed) - sum(by_label.values()):
         metrics.duplicates.inc(len(routed) - sum(by_label.values()))
     if rejected:
@@ -196,7 +196,7 @@ def _finish(response: Response) -> Response:
     metrics = intake_metrics(current_app)
     if response.status_code >= 400 and not g.get("counted"):
         body = response.get_json(silent=True) or {}
-        metrics.rejected.labels((body.get("error") or {}).get("code", "error")).inc()
+        metrics.child(metrics.rejected, (body.get("error") or {}).get("code", "error")).inc()
     endpoint = (request.endpoint or "").rpartition(".")[2]
-    metrics.latency.labels(endpoint).observe(time.perf_counter() - g.intake_t0)
+    metrics.child(metrics.latency, endpoint).observe(time.perf_counter() - g.intake_t0)
     return response

@@ -50,6 +50,15 @@ class IntakeMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """Return `metric.labels(*labels)`, cached: labels() takes a lock and builds a key."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
 
 def intake_metrics(app: Flask) -> IntakeMetrics:
