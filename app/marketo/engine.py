@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 USAGE_RESYNC_S = 3600.0
 # A slot whose holder vanished stops counting as in flight after the read timeout plus this.
 SLOT_GRACE_S = 30.0
+# Held anonymousIds looked up in the lead cache per maintenance pass (a cursor walks the rest).
+RELEASE_SCAN = 1000
 
 
 class Engine:
@@ -64,6 +66,7 @@ class Engine:
         self._current: tuple[Settings, MarketoClient, Delivery] | None = None
         self._last_usage = float("-inf")
         self._last_compact = float("-inf")
+        self._held_cursor = ""
         self.gate = Gate(
             shared,
             lambda: Budget.from_limits(self.settings().limits),
@@ -117,6 +120,7 @@ class Engine:
         expired = self.store.expire_held(now - settings.anonymous_hold_days * 86_400.0, now)
         if expired:
             logger.info("dropped %d held events past anonymous_hold_days", expired)
+        self._release_known(settings, now)
         if now - self._last_compact >= USAGE_RESYNC_S:
             self._last_compact = now
             self.store.compact(now - RETENTION_S)
@@ -128,6 +132,24 @@ class Engine:
         ):
             self._last_usage = now
             self._resync(settings, now)
+
+    def _release_known(self, settings: Settings, now: float) -> None:
+        """Release held events whose anonymousId the lead cache already links to a lead.
+
+        Covers an anonymous event that arrives after the identify that named its visitor
+        (a late beacon, a retried SDK batch): the release at identify time found nothing.
+        Only when `lead_lookup` resolves by anonymousId, so the released event finds its lead.
+        """
+        if "anonymousId" not in settings.lead_lookup:
+            return
+        ids = self.store.held_anonymous_ids(self._held_cursor, RELEASE_SCAN)
+        self._held_cursor = ids[-1] if len(ids) == RELEASE_SCAN else ""
+        if not ids:
+            return
+        known = self.shared.get_leads(settings.munchkin_id, [("anonymousId", a) for a in ids])
+        released = sum(self.store.release_held(value, None, now) for _, value in known)
+        if released:
+            logger.info("released %d held events of visitors identified earlier", released)
 
     def _resync(self, settings: Settings, now: float) -> None:
         budget = Budget.from_limits(settings.limits)

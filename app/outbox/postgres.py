@@ -222,6 +222,16 @@ class PostgresStore:
         )
         return self._update(sql, (now, before), ("dropped", "hold_expired"))
 
+    def held_anonymous_ids(self, after: str, limit: int) -> list[str]:
+        """Return up to `limit` distinct anonymousIds of held events, in order, past `after`."""
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT anonymous_id FROM events WHERE state = 'held'"
+                " AND anonymous_id > %s ORDER BY anonymous_id LIMIT %s",
+                (_text(after), limit),
+            ).fetchall()
+        return [r[0] for r in rows]
+
     # operators
 
     def _select(self, where: str, args: tuple) -> list[StoredEvent]:

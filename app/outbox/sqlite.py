@@ -294,6 +294,16 @@ class SqliteStore:
                 conn.execute(BUMP_TOTAL, ("dropped", "hold_expired", n))
         return n
 
+    def held_anonymous_ids(self, after: str, limit: int) -> list[str]:
+        """Return up to `limit` distinct anonymousIds of held events, in order, past `after`."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT anonymous_id FROM events WHERE state = 'held'"
+                " AND anonymous_id > ? ORDER BY anonymous_id LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        return [r[0] for r in rows]
+
     # operators
 
     def get(self, event_id: int) -> StoredEvent | None:

@@ -101,6 +101,9 @@ class Store(Protocol):
     def expire_held(self, before: float, now: float) -> int:
         """Drop held events received before `before` with reason `hold_expired`."""
 
+    def held_anonymous_ids(self, after: str, limit: int) -> list[str]:
+        """Return up to `limit` distinct anonymousIds of held events, in order, past `after`."""
+
     def get(self, event_id: int) -> StoredEvent | None:
         """Return one event by id."""
 

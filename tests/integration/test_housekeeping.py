@@ -44,3 +44,50 @@ def test_held_anonymous_events_expire_after_the_hold(delivery):
     delivery.engine.dispatcher.run_once(flush=True)
 
     assert delivery.state_of(message_id) == ("dropped", "hold_expired")
+
+
+def identify_then_late_anonymous_track(delivery) -> str:
+    delivery.add(
+        "identify",
+        userId="u1",
+        anonymousId="anon-1",
+        traits={"email": "ann.lee@example.com"},
+    )
+    assert delivery.drain() == 1
+    late = delivery.add(
+        "track",
+        state=State.HELD,
+        anonymousId="anon-1",
+        event="Signed Up",
+        properties={"plan": "Pro"},
+    )
+    delivery.clock.advance(120.0)
+    delivery.drain()
+    return late
+
+
+def test_anonymous_event_arriving_after_its_identify_is_released(delivery):
+    delivery.configure(track_anonymous=False)
+    late = identify_then_late_anonymous_track(delivery)
+
+    assert delivery.state_of(late) == ("delivered", None)
+    [lead] = delivery.fake.leads.values()
+    assert [a["leadId"] for a in delivery.fake.activities] == [lead["id"]]
+
+
+def test_anonymous_events_of_unknown_visitors_stay_held(delivery):
+    delivery.configure(track_anonymous=False)
+    held = delivery.add(
+        "track", state=State.HELD, anonymousId="anon-2", event="Signed Up", properties={}
+    )
+    delivery.clock.advance(120.0)
+    delivery.drain()
+    assert delivery.state_of(held) == ("held", None)
+
+
+def test_no_late_release_when_lookup_does_not_use_the_anonymous_id(delivery):
+    delivery.configure(track_anonymous=False, lead_lookup=["marketo_cookie", "email", "userId"])
+    late = identify_then_late_anonymous_track(delivery)
+
+    assert delivery.state_of(late) == ("held", None)
+    assert delivery.fake.activities == []

@@ -96,6 +96,16 @@ def test_outcomes_count_by_reason_and_survive_compaction(store):
     assert add(store, "a", now=T0 + 10) == [False]
 
 
+def test_held_anonymous_ids_are_listed_once_each_in_pages(store):
+    held = [("h1", "b"), ("h2", "a"), ("h3", "b"), ("h4", "c")]
+    store.add([Routed(event(m, anonymous_id=a), State.HELD) for m, a in held], T0)
+    add(store, "p1")
+    assert store.held_anonymous_ids("", 2) == ["a", "b"]
+    assert store.held_anonymous_ids("b", 2) == ["c"]
+    assert store.release_held("b", None, T0) == 2
+    assert store.held_anonymous_ids("", 10) == ["a", "c"]
+
+
 def test_finishing_an_event_twice_counts_it_once(store):
     add(store, "a")
     [eid] = claim_ids(store)
