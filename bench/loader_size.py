@@ -1,7 +1,7 @@
 """Print the gzipped size of the browser library and of a rendered loader against the budget.
 
-Run: `python bench/loader_size.py`. The ratio compares what browsers download (compacted,
-gzipped) with the readable source gzipped, measured in the same run.
+Run: `python bench/loader_size.py`. The ratio compares what browsers download (the minified
+build, gzipped) with the readable source gzipped, measured in the same run.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from app import create_app  # noqa: E402
 from app.browser.loader import compact  # noqa: E402
 from app.browser.loader import library_source  # noqa: E402
 from app.browser.loader import render_loader  # noqa: E402
+from app.browser.loader import served_library  # noqa: E402
 from app.settings import parse  # noqa: E402
 
 # Tracked budgets, gzip -9 bytes, just above today's sizes; raising one is a deliberate change
-# whose commit says why. The goal is 2 KB for our code. It is not reached: the library is kept
-# readable (no identifier renaming; the served body keeps `var VERSION = ` and every source line,
-# which the loader tests pin) and compacts to about 2.6 KB, and the loader config's full
-# trait-path -> SOAP field map, which the loader contract lists entry by entry, adds about 0.4 KB.
-LIBRARY_GZIP_BUDGET = 2624  # static/gateway.js as served: comments and indentation dropped
-LOADER_GZIP_BUDGET = 3200  # the whole loader.js: library + one key's config (field map)
+# whose commit says why. The goal is 2 KB for our code. It is not reached: the minified library
+# is about 2.0 KB by itself, and the loader config's trait-path -> SOAP field map, which the
+# loader contract lists entry by entry, adds about 0.4 KB.
+LIBRARY_GZIP_BUDGET = 2048  # static/gateway.min.js as served (.ci/build-js)
+LOADER_GZIP_BUDGET = 2624  # the whole loader.js: library + one key's config (field map)
 GOAL_GZIP = 2048
 
 # A representative site: form identify, one custom trait, the default Munchkin settings.
@@ -62,7 +62,8 @@ def measure() -> dict[str, int]:
     return {
         "source_bytes": len(source.encode()),
         "source_gzip": gz(source),
-        "library_gzip": gz(compact(source)),
+        "compacted_gzip": gz(compact(source)),
+        "library_gzip": gz(served_library()),
         "loader_bytes": len(loader.encode()),
         "loader_gzip": gz(loader),
     }
@@ -75,9 +76,10 @@ def main() -> None:
     lines = [
         f"static/gateway.js readable: {sizes['source_bytes']} B, {sizes['source_gzip']} B gzip",
         f"library as served:          {sizes['library_gzip']} B gzip "
-        f"(budget {LIBRARY_GZIP_BUDGET}, goal {GOAL_GZIP}); {ratio:.2f}x smaller than readable",
+        f"(budget {LIBRARY_GZIP_BUDGET}); {ratio:.2f}x smaller than readable",
+        f"compacted source (fallback): {sizes['compacted_gzip']} B gzip",
         f"rendered loader.js:         {sizes['loader_bytes']} B, {sizes['loader_gzip']} B gzip "
-        f"(budget {LOADER_GZIP_BUDGET})",
+        f"(budget {LOADER_GZIP_BUDGET}, goal {GOAL_GZIP})",
     ]
     sys.stdout.write("\n".join(lines) + "\n")
     over = sizes["library_gzip"] > LIBRARY_GZIP_BUDGET or sizes["loader_gzip"] > LOADER_GZIP_BUDGET

@@ -1,5 +1,6 @@
 /* Marketo gateway browser library: a Segment-like API over Munchkin, Forms 2.0 and beacons. */
-/* Plain ES2020 (arrow functions, promises, optional chaining): every current browser, no build. */
+/* Plain ES2020 (arrow functions, promises, optional chaining): every current browser. */
+/* Served minified: .ci/build-js makes static/gateway.min.js from this file. */
 (function (window, document, config) {
   'use strict';
 
@@ -260,8 +261,9 @@
 
   // gateway('track', ...) and gateway.track(...) alike; each method is kept safe.
   const api = safe((method, ...args) => api[method](...args));
-  for (const method of [page, track, identify, alias]) {
-    api[method.name] = safe(method);
+  // Names spelled out: the minified build renames functions.
+  for (const [name, method] of Object.entries({ page, track, identify, alias })) {
+    api[name] = safe(method);
   }
   api.VERSION = VERSION;
   api.anonymousId = () => anonymousId;

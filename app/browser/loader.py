@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,17 @@ from app.browser.fields import field_map
 from app.settings import Settings
 from app.settings import SourceKey
 
-# The readable browser library; the loader template wraps it with one key's config.
+logger = logging.getLogger(__name__)
+
+# The readable browser library, and its minified build (.ci/build-js), which is what browsers
+# get while it was built from the library as it stands; the loader template wraps it with one
+# key's config.
 LIBRARY_PATH = Path(__file__).resolve().parents[2] / "static" / "gateway.js"
+BUILD_PATH = LIBRARY_PATH.with_name("gateway.min.js")
+# The build's first line names the SHA-256 of the source it was made from.
+_BUILD_HEADER = re.compile(
+    r"^// gateway\.min\.js: built by \.ci/build-js from gateway\.js sha256=([0-9a-f]{64})"
+)
 
 # Full-line comments and indentation: dropped when serving, kept in the readable source.
 _COMMENT_LINE = re.compile(r"^\s*(//.*|/\*.*\*/)?\s*$")
@@ -33,6 +44,42 @@ def compact(source: str) -> str:
     source a reviewer reads, minus whitespace.
     """
     return "\n".join(line.strip() for line in source.splitlines() if not _COMMENT_LINE.match(line))
+
+
+def build_source_sha(build: str) -> str | None:
+    """Return the source SHA-256 a build's header names, or None for no valid header."""
+    found = _BUILD_HEADER.match(build)
+    return found.group(1) if found else None
+
+
+def served_library(source_path: Path = LIBRARY_PATH, build_path: Path = BUILD_PATH) -> str:
+    """Return the library as browsers get it: the minified build, or the compacted source.
+
+    The build is used only while its header matches the source; a stale or missing build
+    (someone edited gateway.js and has not run .ci/build-js) falls back to the compacted
+    source, which behaves the same, only larger.
+    """
+    return _served(source_path, build_path, _mtime(source_path), _mtime(build_path))
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return -1
+
+
+@functools.lru_cache(maxsize=4)
+def _served(source_path: Path, build_path: Path, _source_mtime: int, _build_mtime: int) -> str:
+    source = library_source(source_path)
+    try:
+        build = build_path.read_text(encoding="utf-8")
+    except OSError:
+        build = ""
+    if build_source_sha(build) == hashlib.sha256(source.encode("utf-8")).hexdigest():
+        return build.split("\n", 1)[1].strip()
+    logger.warning("%s is missing or stale; serving the compacted source", build_path.name)
+    return compact(source)
 
 
 def public_config(settings: Settings, key: SourceKey, gateway_url: str) -> dict[str, Any]:
@@ -69,7 +116,7 @@ def render_loader(settings: Settings, key: SourceKey, gateway_url: str) -> str:
     config = htmlsafe_json_dumps(
         public_config(settings, key, gateway_url), sort_keys=True, separators=(",", ":")
     )
-    return render_template("loader.js.j2", config=config, library=compact(library_source()))
+    return render_template("loader.js.j2", config=config, library=served_library())
 
 
 def etag_for(body: str) -> str:

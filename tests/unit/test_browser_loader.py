@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
 
 from app.browser.fields import REST_TO_SOAP
 from app.browser.fields import field_map
+from app.browser.loader import BUILD_PATH
+from app.browser.loader import build_source_sha
 from app.browser.loader import compact
 from app.browser.loader import library_source
+from app.browser.loader import served_library
 from app.settings import parse
 
+VERSION = re.compile(r"var VERSION = '([^']+)'")
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "loader_size.py"
 
 
@@ -29,16 +35,31 @@ def test_compact_drops_comments_and_indentation_only():
     assert compact(source) == "(function () {\nvar a = '//x'; // tail\nreturn a;\n})();"
 
 
-def test_served_library_keeps_every_statement():
-    """Compaction removes no code line from static/gateway.js (it is not a minifier)."""
+def test_committed_build_is_made_from_the_current_source():
+    """static/gateway.min.js names the SHA-256 of gateway.js; edit the source, run .ci/build-js."""
     source = library_source()
-    code = [
-        line.strip()
-        for line in source.splitlines()
-        if line.strip() and not line.strip().startswith(("//", "/*"))
-    ]
-    assert compact(source).splitlines() == code
-    assert "var VERSION = '" in compact(source)
+    build = BUILD_PATH.read_text(encoding="utf-8")
+    assert build_source_sha(build) == hashlib.sha256(source.encode()).hexdigest(), (
+        "static/gateway.min.js is stale: run `bash .ci/build-js`"
+    )
+    served = served_library()
+    assert served == build.split("\n", 1)[1].strip()
+    assert VERSION.search(source).group(1) in served
+    assert len(served) < len(compact(source))
+
+
+def test_a_stale_or_missing_build_falls_back_to_the_compacted_source(tmp_path):
+    """Browsers never get a build of some other source: the compacted source serves instead."""
+    source = tmp_path / "gateway.js"
+    source.write_text("/* lib */\n(function () {\n  var VERSION = '9.9.9';\n})();\n")
+    build = tmp_path / "gateway.min.js"
+    assert served_library(source, build) == "(function () {\nvar VERSION = '9.9.9';\n})();"
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    header = f"// gateway.min.js: built by .ci/build-js from gateway.js sha256={sha}; do not edit"
+    build.write_text(header + "\n!function(){}();\n")
+    assert served_library(source, build) == "!function(){}();"
+    source.write_text("/* lib */\n(function () {\n  var VERSION = '9.9.10';\n})();\n")
+    assert served_library(source, build) == "(function () {\nvar VERSION = '9.9.10';\n})();"
 
 
 @pytest.mark.parametrize(
