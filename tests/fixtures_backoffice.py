@@ -1,30 +1,18 @@
-"""Fixtures for list, campaign, merge and bulk tests: a fake Marketo and an app pointed at it."""
+"""Fixtures for list, campaign, merge and bulk tests: an app pointed at the fake Marketo.
+
+The fake itself and its clock are `fake_marketo` and `marketo_clock` (tests/fixtures_marketo.py).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from app import create_app
-from tests.fakes.marketo import FakeClock
 from tests.fakes.marketo import FakeMarketo
 
 FOLDER = {"type": "Folder", "id": 31}
-
-
-@pytest.fixture
-def bo_clock() -> FakeClock:
-    """The clock the fake Marketo (and its bulk jobs) run on."""
-    return FakeClock()
-
-
-@pytest.fixture
-def bo_fake(bo_clock: FakeClock) -> Iterator[FakeMarketo]:
-    """A fake Marketo on a loopback port."""
-    with FakeMarketo(clock=bo_clock) as fake:
-        yield fake
 
 
 def marketo_settings(fake: FakeMarketo, **overrides: Any) -> dict[str, Any]:
@@ -40,20 +28,20 @@ def marketo_settings(fake: FakeMarketo, **overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def bo_app_factory(bo_fake, write_settings, settings_path, environ):
+def bo_app_factory(fake_marketo, write_settings, settings_path, environ):
     """Build an app on settings aimed at the fake, with keyword overrides; closed after."""
     apps = []
 
     def make(**overrides: Any):
-        write_settings(**marketo_settings(bo_fake, **overrides))
+        write_settings(**marketo_settings(fake_marketo, **overrides))
         app = create_app(
             {
                 "TESTING": True,
                 "SETTINGS_PATH": str(settings_path),
                 "GATEWAY_EMBEDDED_WORKER": False,
                 "ENVIRON": environ,
-                "BULK_CLOCK": bo_fake.clock.now,
-                "BULK_SLEEP": bo_fake.clock.advance,
+                "BULK_CLOCK": fake_marketo.clock.now,
+                "BULK_SLEEP": fake_marketo.clock.advance,
             }
         )
         apps.append(app)

@@ -37,7 +37,7 @@ def marketo_client(bo_app):
         yield backoffice.marketo_client()
 
 
-def test_50000_rows_import_in_several_jobs_with_a_report(tmp_path, bo_fake, marketo_client):
+def test_50000_rows_import_in_several_jobs_with_a_report(tmp_path, fake_marketo, marketo_client):
     """The file is split under the limit, jobs run one at a time, problems land in the report."""
     source = tmp_path / "leads.csv"
     write_csv(source, ROWS, bad_every=10_000, long_every=12_500)
@@ -48,20 +48,20 @@ def test_50000_rows_import_in_several_jobs_with_a_report(tmp_path, bo_fake, mark
         marketo_client,
         source,
         max_file_bytes=PART_BYTES,
-        sleep=bo_fake.clock.advance,
-        clock=bo_fake.clock.now,
+        sleep=fake_marketo.clock.advance,
+        clock=fake_marketo.clock.now,
         progress=progress.append,
     )
-    jobs = bo_fake.bulk_jobs
+    jobs = fake_marketo.bulk_jobs
     assert len(jobs) == len(report.jobs) >= expected_jobs > 1
-    assert len(bo_fake.calls_to("/bulk/v1/leads.json")) == len(jobs)
+    assert len(fake_marketo.calls_to("/bulk/v1/leads.json")) == len(jobs)
     assert all(j.status == "Complete" for j in report.jobs)
     assert sum(progress) == ROWS
     assert sum(j.rows for j in report.jobs) == ROWS
     assert report.failed == ROWS // 10_000
     assert report.warnings == ROWS // 12_500
     assert report.imported == ROWS - report.failed
-    assert len(bo_fake.leads) == ROWS - report.failed
+    assert len(fake_marketo.leads) == ROWS - report.failed
     with open(report.report_path, encoding="utf-8", newline="") as f:
         lines = list(csv.reader(f))
     assert lines[0] == ["part", "batchId", "kind", "email", "firstName", "company", "reason"]
@@ -70,23 +70,27 @@ def test_50000_rows_import_in_several_jobs_with_a_report(tmp_path, bo_fake, mark
     assert kinds.count("warning") == report.warnings
     # Never more than one of our jobs queued or running at a time: each was complete before
     # the next was submitted, so Marketo's 2 running / 10 queued limit is never approached.
-    submits = [c.time for c in bo_fake.calls_to("/bulk/v1/leads.json")]
+    submits = [c.time for c in fake_marketo.calls_to("/bulk/v1/leads.json")]
     assert submits == sorted(submits)
-    assert bo_fake.errors_returned.get("1016", 0) == 0
+    assert fake_marketo.errors_returned.get("1016", 0) == 0
 
 
-def test_queue_full_is_waited_out(tmp_path, bo_fake, marketo_client):
+def test_queue_full_is_waited_out(tmp_path, fake_marketo, marketo_client):
     """A 1016 (too many imports) makes the import wait and submit again, not fail."""
     source = tmp_path / "few.csv"
     write_csv(source, 10)
-    bo_fake.script("/bulk/v1/leads.json", {"code": "1016"}, {"code": "1016"})
-    before = bo_fake.clock.now()
+    fake_marketo.script("/bulk/v1/leads.json", {"code": "1016"}, {"code": "1016"})
+    before = fake_marketo.clock.now()
     report = import_csv(
-        marketo_client, source, sleep=bo_fake.clock.advance, clock=bo_fake.clock.now, poll_s=5
+        marketo_client,
+        source,
+        sleep=fake_marketo.clock.advance,
+        clock=fake_marketo.clock.now,
+        poll_s=5,
     )
     assert report.ok and report.imported == 10
-    assert len(bo_fake.calls_to("/bulk/v1/leads.json")) == 3
-    assert bo_fake.clock.now() - before >= 10
+    assert len(fake_marketo.calls_to("/bulk/v1/leads.json")) == 3
+    assert fake_marketo.clock.now() - before >= 10
 
 
 @pytest.mark.parametrize(
@@ -97,17 +101,21 @@ def test_queue_full_is_waited_out(tmp_path, bo_fake, marketo_client):
         (b"firstName\nAnn\n", "no_lookup_column"),
     ],
 )
-def test_bad_files_are_refused_before_any_upload(tmp_path, bo_fake, marketo_client, content, code):
+def test_bad_files_are_refused_before_any_upload(
+    tmp_path, fake_marketo, marketo_client, content, code
+):
     """Unknown columns (checked against describe), bad encoding and no lookup column: no job."""
     source = tmp_path / "bad.csv"
     source.write_bytes(content)
     with pytest.raises(BulkFileError) as info:
-        import_csv(marketo_client, source, sleep=bo_fake.clock.advance, clock=bo_fake.clock.now)
+        import_csv(
+            marketo_client, source, sleep=fake_marketo.clock.advance, clock=fake_marketo.clock.now
+        )
     assert info.value.code == code
-    assert bo_fake.bulk_jobs == {}
+    assert fake_marketo.bulk_jobs == {}
 
 
-def test_cli_imports_into_a_list_with_a_progress_bar(tmp_path, bo_fake, bo_app):
+def test_cli_imports_into_a_list_with_a_progress_bar(tmp_path, fake_marketo, bo_app):
     """`flask bulk import` shows progress, adds rows to --list and prints where the report is."""
     source = tmp_path / "people.csv"
     write_csv(source, 3000)
@@ -130,10 +138,10 @@ def test_cli_imports_into_a_list_with_a_progress_bar(tmp_path, bo_fake, bo_app):
     assert "3000 rows in" in result.output
     assert "importing" in result.output
     assert "3000 imported, 0 failed" in result.output
-    static = next(s for s in bo_fake.lists.values() if s["name"] == "Imported")
+    static = next(s for s in fake_marketo.lists.values() if s["name"] == "Imported")
     assert len(static["members"]) == 3000
     assert report.exists()
-    jobs = bo_fake.bulk_jobs.values()
+    jobs = fake_marketo.bulk_jobs.values()
     assert len(jobs) > 1 and all(j["listId"] == static["id"] for j in jobs)
     as_json = runner.invoke(args=["bulk", "import", str(source), "--json"])
     assert as_json.exit_code == 0, as_json.output
@@ -149,36 +157,38 @@ def test_cli_reports_bad_columns_in_one_line(tmp_path, bo_app):
     assert "shoeSize" in result.output
 
 
-def test_quota_exhaustion_stops_the_import_with_a_clear_error(tmp_path, bo_fake, bo_app):
+def test_quota_exhaustion_stops_the_import_with_a_clear_error(tmp_path, fake_marketo, bo_app):
     """A 607 is not waited out by the command: it stops and says the quota is spent."""
     source = tmp_path / "q.csv"
     write_csv(source, 5)
-    bo_fake.script("/bulk/v1/leads.json", {"code": "607"})
+    fake_marketo.script("/bulk/v1/leads.json", {"code": "607"})
     result = bo_app.test_cli_runner().invoke(args=["bulk", "import", str(source)])
     assert result.exit_code == 1
     assert "607" in result.output
-    assert bo_fake.bulk_jobs == {}
+    assert fake_marketo.bulk_jobs == {}
 
 
-def test_client_settings_parse_for_python_use(bo_fake, tmp_path):
+def test_client_settings_parse_for_python_use(fake_marketo, tmp_path):
     """import_csv works from Python with a client built from settings, without an app."""
     settings = parse(
         {
             "munchkin_id": "123-ABC-456",
-            "client_id": bo_fake.client_id,
-            "client_secret": bo_fake.client_secret,
-            "rest_base_url": bo_fake.url,
-            "identity_url": bo_fake.url + "/identity",
+            "client_id": fake_marketo.client_id,
+            "client_secret": fake_marketo.client_secret,
+            "rest_base_url": fake_marketo.url,
+            "identity_url": fake_marketo.url + "/identity",
         }
     )
     source = tmp_path / "py.csv"
     write_csv(source, 20)
-    client = MarketoClient(settings, clock=bo_fake.clock.now)
-    report = import_csv(client, source, sleep=bo_fake.clock.advance, clock=bo_fake.clock.now)
+    client = MarketoClient(settings, clock=fake_marketo.clock.now)
+    report = import_csv(
+        client, source, sleep=fake_marketo.clock.advance, clock=fake_marketo.clock.now
+    )
     assert report.imported == 20 and len(report.jobs) == 1
 
 
-def test_the_gateway_quota_covers_bulk_calls(tmp_path, bo_fake, bo_app_factory):
+def test_the_gateway_quota_covers_bulk_calls(tmp_path, fake_marketo, bo_app_factory):
     """Bulk calls draw on the shared daily quota: past it the import stops before calling."""
     app = bo_app_factory(limits={"daily_quota": 3})
     source = tmp_path / "quota.csv"
@@ -186,5 +196,5 @@ def test_the_gateway_quota_covers_bulk_calls(tmp_path, bo_fake, bo_app_factory):
     result = app.test_cli_runner().invoke(args=["bulk", "import", str(source)])
     assert result.exit_code == 1
     assert "quota" in result.output
-    assert bo_fake.counted_calls_today() <= 3
-    assert bo_fake.errors_returned.get("607", 0) == 0
+    assert fake_marketo.counted_calls_today() <= 3
+    assert fake_marketo.errors_returned.get("607", 0) == 0

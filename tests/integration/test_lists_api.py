@@ -37,22 +37,22 @@ def members_of(fake, name: str) -> set[str]:
     return {fake.leads[i]["email"] for i in static["members"]}
 
 
-def test_add_creates_the_list_once_and_adds_known_leads(bo_fake, lists):
+def test_add_creates_the_list_once_and_adds_known_leads(fake_marketo, lists):
     """The list is created in the folder on first use and found in the cache afterwards."""
-    bo_fake.add_lead(email="ann@example.com")
-    bo_fake.add_lead(email="bob@example.com")
+    fake_marketo.add_lead(email="ann@example.com")
+    fake_marketo.add_lead(email="bob@example.com")
     first = lists.members("Trial users", {"add": ["ann@example.com"]})
     assert first.status_code == 200, first.json
     second = lists.members("Trial users", {"add": ["BOB@example.com"]})
     assert second.json["added"] == ["bob@example.com"]
-    assert members_of(bo_fake, "Trial users") == {"ann@example.com", "bob@example.com"}
-    assert len(bo_fake.calls_to("/staticLists.json")) == 1
-    assert len(bo_fake.calls_to("/staticList/byName.json")) == 1
-    created = next(s for s in bo_fake.lists.values() if s["name"] == "Trial users")
+    assert members_of(fake_marketo, "Trial users") == {"ann@example.com", "bob@example.com"}
+    assert len(fake_marketo.calls_to("/staticLists.json")) == 1
+    assert len(fake_marketo.calls_to("/staticList/byName.json")) == 1
+    created = next(s for s in fake_marketo.lists.values() if s["name"] == "Trial users")
     assert created["folder"]["id"] == 31
 
 
-def test_missing_leads_fail_unless_creation_is_asked(bo_fake, lists):
+def test_missing_leads_fail_unless_creation_is_asked(fake_marketo, lists):
     """An unknown email is reported (1004); with createMissing the lead is created and added."""
     refused = lists.members("VIP", {"add": ["new@example.com"]})
     assert refused.json["added"] == []
@@ -66,15 +66,15 @@ def test_missing_leads_fail_unless_creation_is_asked(bo_fake, lists):
     ]
     created = lists.members("VIP", {"add": ["new@example.com"], "createMissing": True})
     assert created.json["added"] == ["new@example.com"]
-    assert members_of(bo_fake, "VIP") == {"new@example.com"}
+    assert members_of(fake_marketo, "VIP") == {"new@example.com"}
 
 
-def test_remove_and_other_lookup_fields(bo_fake, lists):
+def test_remove_and_other_lookup_fields(fake_marketo, lists):
     """Leads may be named by id or any field; removing a non-member counts as done (1015)."""
-    ann = bo_fake.add_lead(email="ann@example.com", userId="u_1")
-    bo_fake.add_lead(email="bob@example.com")
-    list_id = bo_fake.add_list("Customers")
-    bo_fake.lists[list_id]["members"].add(ann)
+    ann = fake_marketo.add_lead(email="ann@example.com", userId="u_1")
+    fake_marketo.add_lead(email="bob@example.com")
+    list_id = fake_marketo.add_list("Customers")
+    fake_marketo.lists[list_id]["members"].add(ann)
     response = lists.members(
         "Customers", {"remove": [{"id": ann}, "bob@example.com", "nobody@example.com"]}
     )
@@ -82,10 +82,10 @@ def test_remove_and_other_lookup_fields(bo_fake, lists):
     assert sorted(response.json["removed"]) == sorted(
         [str(ann), "bob@example.com", "nobody@example.com"]
     )
-    assert bo_fake.lists[list_id]["members"] == set()
+    assert fake_marketo.lists[list_id]["members"] == set()
     again = lists.members("Customers", {"add": ["u_1"], "lookupField": "userId"})
     assert again.json["added"] == ["u_1"]
-    assert bo_fake.lists[list_id]["members"] == {ann}
+    assert fake_marketo.lists[list_id]["members"] == {ann}
 
 
 @pytest.mark.parametrize(
@@ -99,51 +99,51 @@ def test_remove_and_other_lookup_fields(bo_fake, lists):
         (["a@x.io"], 400, "invalid_body"),
     ],
 )
-def test_bad_bodies_get_a_clear_400(lists, bo_fake, body, status, code):
+def test_bad_bodies_get_a_clear_400(lists, fake_marketo, body, status, code):
     """Validation happens before any Marketo call."""
     response = lists.members("VIP", body)
     assert response.status_code == status
     assert response.json["error"]["code"] == code
-    assert bo_fake.calls == []
+    assert fake_marketo.calls == []
 
 
-def test_a_server_key_is_required(lists, bo_fake):
+def test_a_server_key_is_required(lists, fake_marketo):
     """No key or a wrong key is 401 and nothing is called."""
     response = lists.members("VIP", {"add": ["a@x.io"]}, key="wrong")
     assert response.status_code == 401
-    assert bo_fake.calls == []
+    assert fake_marketo.calls == []
 
 
-def test_unknown_list_without_creation_is_404(bo_fake, bo_app_factory):
+def test_unknown_list_without_creation_is_404(fake_marketo, bo_app_factory):
     """With create_missing off, naming a list that does not exist is a 404."""
     app = bo_app_factory(lists={"folder": {"type": "Folder", "id": 31}, "create_missing": False})
     response = Lists(app.test_client()).members("Nope", {"add": ["a@x.io"]})
     assert response.status_code == 404
     assert response.json["error"]["code"] == "list_not_found"
-    assert bo_fake.calls_to("/staticLists.json") == []
+    assert fake_marketo.calls_to("/staticLists.json") == []
 
 
-def test_marketo_rate_limit_is_503_with_retry_after(bo_fake, lists):
+def test_marketo_rate_limit_is_503_with_retry_after(fake_marketo, lists):
     """A 606 from Marketo is not the caller's fault: 503 with Retry-After, not a 5xx crash."""
-    bo_fake.script("/staticList/byName.json", {"code": "606"})
+    fake_marketo.script("/staticList/byName.json", {"code": "606"})
     response = lists.members("VIP", {"add": ["a@x.io"]})
     assert response.status_code == 503
     assert response.json["error"]["code"] == "marketo_unavailable"
     assert int(response.headers["Retry-After"]) >= 1
 
 
-def test_cli_add_show_remove_and_sync(bo_fake, bo_app_factory):
+def test_cli_add_show_remove_and_sync(fake_marketo, bo_app_factory):
     """`flask lists` adds, shows, removes and makes configured lists exist."""
     app = bo_app_factory(
         lists={"folder": {"type": "Folder", "id": 31}, "names": {"trial": "Trial users"}}
     )
     runner = app.test_cli_runner()
-    bo_fake.add_lead(email="ann@example.com")
+    fake_marketo.add_lead(email="ann@example.com")
     synced = runner.invoke(args=["lists", "sync", "Extra", "--json"])
     assert synced.exit_code == 0, synced.output
     ids = json.loads(synced.output)
     assert set(ids) == {"Trial users", "Extra"}
-    assert {s["name"] for s in bo_fake.lists.values()} >= {"Trial users", "Extra"}
+    assert {s["name"] for s in fake_marketo.lists.values()} >= {"Trial users", "Extra"}
     added = runner.invoke(args=["lists", "add", "Trial users", "ann@example.com"])
     assert added.exit_code == 0, added.output
     assert "1 added" in added.output
@@ -155,7 +155,7 @@ def test_cli_add_show_remove_and_sync(bo_fake, bo_app_factory):
     assert "zed@example.com" in missing.output
     removed = runner.invoke(args=["lists", "remove", "Trial users", "ann@example.com"])
     assert removed.exit_code == 0, removed.output
-    assert members_of(bo_fake, "Trial users") == set()
+    assert members_of(fake_marketo, "Trial users") == set()
     unknown = runner.invoke(args=["lists", "show", "Nope"])
     assert unknown.exit_code == 1
     assert "no static list named 'Nope'" in unknown.output

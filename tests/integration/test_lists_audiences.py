@@ -70,7 +70,7 @@ def members(fake, name: str) -> set[str]:
     return {fake.leads[i]["email"] for i in static["members"]}
 
 
-def test_enter_then_exit_round_trip_creates_the_list_once(bo_fake, gateway):
+def test_enter_then_exit_round_trip_creates_the_list_once(fake_marketo, gateway):
     """Entering adds the lead to the (created) list, exiting removes it; one create call."""
     gateway.send("identify", **audience_identify("trial_users", True, "ann@example.com"))
     gateway.send(
@@ -80,7 +80,7 @@ def test_enter_then_exit_round_trip_creates_the_list_once(bo_fake, gateway):
         properties={"audience_key": "trial_users", "trial_users": True, "email": "bob@x.io"},
     )
     gateway.deliver()
-    assert members(bo_fake, "Trial users") == {"ann@example.com", "bob@x.io"}
+    assert members(fake_marketo, "Trial users") == {"ann@example.com", "bob@x.io"}
     gateway.send("identify", **audience_identify("trial_users", False, "ann@example.com"))
     gateway.send(
         "track",
@@ -89,13 +89,13 @@ def test_enter_then_exit_round_trip_creates_the_list_once(bo_fake, gateway):
         properties={"audience_key": "trial_users", "trial_users": False, "email": "bob@x.io"},
     )
     gateway.deliver()
-    assert members(bo_fake, "Trial users") == set()
-    assert len(bo_fake.calls_to("/staticLists.json")) == 1
-    assert len(bo_fake.calls_to("/staticList/byName.json")) == 1
+    assert members(fake_marketo, "Trial users") == set()
+    assert len(fake_marketo.calls_to("/staticLists.json")) == 1
+    assert len(fake_marketo.calls_to("/staticList/byName.json")) == 1
     assert gateway.counts()["delivered"] == 4
 
 
-def test_several_emails_make_several_memberships(bo_fake, gateway):
+def test_several_emails_make_several_memberships(fake_marketo, gateway):
     """Every email on the profile (traits and externalIds) joins the list."""
     message = audience_identify("vip", True, "ann@example.com")
     message["context"]["externalIds"] = [
@@ -103,10 +103,10 @@ def test_several_emails_make_several_memberships(bo_fake, gateway):
     ]
     gateway.send("identify", **message)
     gateway.deliver()
-    assert members(bo_fake, "vip") == {"ann@example.com", "ann.work@example.com"}
+    assert members(fake_marketo, "vip") == {"ann@example.com", "ann.work@example.com"}
 
 
-def test_audience_without_email_is_dropped_with_a_reason(bo_fake, gateway):
+def test_audience_without_email_is_dropped_with_a_reason(fake_marketo, gateway):
     """No email, no membership: the event is dropped as no_email_for_audience."""
     gateway.send(
         "track",
@@ -116,20 +116,20 @@ def test_audience_without_email_is_dropped_with_a_reason(bo_fake, gateway):
     )
     gateway.deliver()
     assert gateway.counts()["dropped"] == {"no_email_for_audience": 1}
-    assert bo_fake.calls_to("/staticLists.json") == []
+    assert fake_marketo.calls_to("/staticLists.json") == []
 
 
-def test_membership_calls_are_batched_at_300(bo_fake, gateway):
+def test_membership_calls_are_batched_at_300(fake_marketo, gateway):
     """350 entries make two add calls (300 + 50), not 350."""
     for i in range(350):
         gateway.send("identify", **audience_identify("big", True, f"p{i}@x.io", f"u{i}"))
     gateway.deliver()
-    adds = [c for c in bo_fake.calls_to("/leads.json") if "/lists/" in c.path]
-    assert len(members(bo_fake, "big")) == 350
+    adds = [c for c in fake_marketo.calls_to("/leads.json") if "/lists/" in c.path]
+    assert len(members(fake_marketo, "big")) == 350
     assert len(adds) == 2
 
 
-def test_missing_list_without_create_is_dead_lettered(bo_fake, bo_app_factory):
+def test_missing_list_without_create_is_dead_lettered(fake_marketo, bo_app_factory):
     """With create_missing off, an unknown list dead-letters the event with list_not_found."""
     app = bo_app_factory(lists={"folder": {"type": "Folder", "id": 31}, "create_missing": False})
     gateway = Gateway(app)
