@@ -10,6 +10,9 @@ from flask import Flask
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter
 from prometheus_client import Histogram
+from prometheus_client import Metric
+from prometheus_client import multiprocess
+from prometheus_client import values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -20,6 +23,41 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 def metrics_registry(app: Flask) -> CollectorRegistry:
     """Return the app's registry (tests build many apps, so never the global one)."""
     return app.extensions.setdefault("metrics_registry", CollectorRegistry(auto_describe=True))
+
+
+def multiprocess_mode() -> bool:
+    """True when prometheus-client keeps values in PROMETHEUS_MULTIPROC_DIR (set before start)."""
+    return bool(getattr(values.ValueClass, "_multiprocess", False))
+
+
+class WorkerSum(Collector):
+    """Counters and histograms summed over every worker process, then the app's own collectors.
+
+    Under gunicorn each worker counts in its own memory, so a scrape would see whichever worker
+    answered. With PROMETHEUS_MULTIPROC_DIR set, every process writes its values to files there;
+    this reads them all and adds the families only the app registry has (store-read gauges).
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+        self._files = multiprocess.MultiProcessCollector(None)
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the summed families, then the app's families they do not cover."""
+        summed = list(self._files.collect())
+        names = {family.name for family in summed}
+        yield from summed
+        yield from (family for family in self._registry.collect() if family.name not in names)
+
+
+def scrape_registry(app: Flask) -> CollectorRegistry:
+    """Return what `/metrics` serves: the app's registry, summed over workers when configured."""
+    registry = metrics_registry(app)
+    if not multiprocess_mode():
+        return registry
+    merged = CollectorRegistry(auto_describe=False)
+    merged.register(WorkerSum(registry))
+    return merged
 
 
 class IntakeMetrics:

@@ -11,7 +11,7 @@ from prometheus_client import generate_latest
 
 from app.http import current_settings
 from app.http import server_key_from_auth
-from app.ops.metrics import metrics_registry
+from app.ops.metrics import scrape_registry
 from app.ops.status import build_status
 
 bp = Blueprint("ops", __name__)
@@ -26,6 +26,6 @@ def status() -> Response:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Serve the app's registry in the Prometheus text format."""
-    body = generate_latest(metrics_registry(current_app))
+    """Serve the app's metrics in the Prometheus text format (summed over gunicorn workers)."""
+    body = generate_latest(scrape_registry(current_app))
     return Response(body, content_type=CONTENT_TYPE_LATEST)

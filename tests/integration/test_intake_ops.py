@@ -4,12 +4,17 @@ letters with `flask dead-letters`."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from app.ops import add_status_provider
 from tests.fixtures_intake import basic_auth
 
 AUTH = basic_auth()
+REPO = Path(__file__).resolve().parents[2]
 
 
 def fill(client, store, n_dead: int = 2) -> list[int]:
@@ -88,3 +93,42 @@ def test_dead_letters_list_show_replay_and_purge(client, store, runner):
     assert runner.invoke(args=["dead-letters", "purge", "--older-than", "soon"]).exit_code == 1
     assert store.counts(time.time())["dead"] == {}
     assert store.counts(time.time())["pending"] == 3
+
+
+# One gateway process: build the app on the test settings, post N events, print /metrics.
+WORKER = """
+import sys
+from app import create_app
+from tests.fixtures_intake import basic_auth
+app = create_app({"SETTINGS_PATH": sys.argv[1], "GATEWAY_EMBEDDED_WORKER": False, "ENVIRON": {}})
+client = app.test_client()
+for i in range(int(sys.argv[2])):
+    body = {"type": "identify", "userId": "u%d" % i, "messageId": sys.argv[3] + str(i)}
+    assert client.post("/v1/identify", json=body, headers=basic_auth()).status_code == 200
+print(client.get("/metrics").get_data(as_text=True))
+for closer in app.extensions.get("closers", []):
+    closer()
+"""
+
+
+def test_metrics_sum_the_counters_of_every_worker_process(tmp_path, settings_path, write_settings):
+    """With PROMETHEUS_MULTIPROC_DIR set, a scrape from any process counts every process."""
+    write_settings()
+    files = tmp_path / "prometheus"
+    files.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(files)}
+
+    def process(n: int, prefix: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", WORKER, str(settings_path), str(n), prefix],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    process(3, "a")
+    process(4, "b")
+    text = process(0, "c")
+    assert 'gateway_events_accepted_total{source="server",type="identify"} 7.0' in text
+    assert 'gateway_outbox_events{reason="",state="pending"} 7.0' in text
+    assert text.count("# TYPE gateway_events_accepted_total counter") <= 1
