@@ -15,6 +15,7 @@ from typing import Any
 from app.errors import ServiceUnavailable
 from app.outbox import migrations
 from app.outbox.groupcommit import ProcessLock
+from app.outbox.leader_commit import COMMIT_WAIT_S
 from app.outbox.leader_commit import GroupCommitter
 from app.outbox.sqlite_sql import BUMP_TOTAL
 from app.outbox.sqlite_sql import COLUMNS
@@ -57,6 +58,10 @@ def _event_row(routed: Routed, now: float) -> tuple:
             routed.reason, ev.received_at, now)  # fmt: skip
 
 
+# One caller's add: its events, the time it was received, and their `events` rows.
+_AddWork = tuple[Sequence[Routed], float, list[tuple]]
+
+
 class SqliteStore:
     """The `Store` protocol on one SQLite file shared by every process of one machine.
 
@@ -67,7 +72,12 @@ class SqliteStore:
     are atomic across processes.
     """
 
-    def __init__(self, path: Path | str, dedupe_window_s: float = 24 * 3600.0) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        dedupe_window_s: float = 24 * 3600.0,
+        commit_wait_s: float = COMMIT_WAIT_S,
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         #: A repeated messageId newer than this is a duplicate; intake keeps it in line with
@@ -83,8 +93,8 @@ class SqliteStore:
         self._add_plock = ProcessLock(lock_path)
         self._add_conn: sqlite3.Connection | None = None
         self._add_pid = os.getpid()
-        self._committer: GroupCommitter[tuple[Sequence[Routed], float], list[bool]]
-        self._committer = GroupCommitter(self._commit_adds)
+        self.commit_wait_s = commit_wait_s
+        self._committer: GroupCommitter[_AddWork, list[bool]] = self._new_committer()
 
     # connections
 
@@ -133,9 +143,10 @@ class SqliteStore:
             return []
         if self._add_pid != os.getpid():
             self._after_fork()
+        rows = [_event_row(routed, now) for routed in items]  # built before queueing, unlocked
         try:
-            return self._committer.submit((items, now))
-        except sqlite3.Error as exc:
+            return self._committer.submit((items, now, rows))
+        except (sqlite3.Error, OSError) as exc:
             raise ServiceUnavailable(
                 f"the outbox could not commit: {exc}", code="store_unavailable"
             ) from exc
@@ -144,49 +155,50 @@ class SqliteStore:
         """Start afresh in a forked child: the parent's leader may have been mid-commit."""
         with self._lock:
             if self._add_pid != os.getpid():
-                self._committer = GroupCommitter(self._commit_adds)
                 self._add_conn = None  # the parent's; never used across a fork
                 self._add_plock = ProcessLock(self._add_plock.path)
+                self._committer = self._new_committer()
                 self._add_pid = os.getpid()
 
-    def _commit_adds(self, works: Sequence[tuple[Sequence[Routed], float]]) -> list[list[bool]]:
+    def _new_committer(self) -> GroupCommitter[_AddWork, list[bool]]:
+        # The leader takes the cross-process lock before it seals its batch (leader_commit.py).
+        return GroupCommitter(self._commit_adds, lock=self._add_plock, wait_s=self.commit_wait_s)
+
+    def _commit_adds(self, works: Sequence[_AddWork]) -> list[list[bool]]:
         """Apply several requests' adds in one IMMEDIATE transaction; return once fsynced.
 
-        The statements do not depend on how many requests share the commit (one lookup of the
-        messageIds already seen, one upsert of the new ones, one multi-row insert), because every
-        statement hands the GIL back and forth while the cross-process lock is held.
+        Runs with the cross-process lock held. The statements do not depend on how many requests
+        share the commit (one lookup of the messageIds already seen, one upsert of the new ones,
+        one multi-row insert), because every statement hands the GIL back and forth.
         """
         if self._add_conn is None:
             self._add_conn = self._open()
         conn = self._add_conn
-        ids = json.dumps([routed.event.message_id for items, _ in works for routed in items])
-        rows = [[_event_row(routed, now) for routed in items] for items, now in works]
-        with self._add_plock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                seen = dict(conn.execute(SEEN_MESSAGE_IDS, (ids,)).fetchall())
-                results, claims, fresh, dropped = self._plan_adds(works, rows, seen)
-                for start in range(0, len(fresh), ROWS_PER_INSERT):
-                    chunk = fresh[start : start + ROWS_PER_INSERT]
-                    conn.execute(
-                        claim_message_ids(len(chunk)),
-                        _flat(claims[start : start + ROWS_PER_INSERT]),
-                    )
-                    conn.execute(insert_events(len(chunk)), _flat(chunk))
-                for key, n in dropped.items():
-                    state, reason = key.split("\0")
-                    conn.execute(BUMP_TOTAL, (state, reason, n))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        ids = json.dumps([routed.event.message_id for items, _, _ in works for routed in items])
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            seen = dict(conn.execute(SEEN_MESSAGE_IDS, (ids,)).fetchall())
+            results, claims, fresh, dropped = self._plan_adds(works, seen)
+            for start in range(0, len(fresh), ROWS_PER_INSERT):
+                chunk = fresh[start : start + ROWS_PER_INSERT]
+                conn.execute(
+                    claim_message_ids(len(chunk)),
+                    _flat(claims[start : start + ROWS_PER_INSERT]),
+                )
+                conn.execute(insert_events(len(chunk)), _flat(chunk))
+            for key, n in dropped.items():
+                state, reason = key.split("\0")
+                conn.execute(BUMP_TOTAL, (state, reason, n))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
         return results
 
     def _plan_adds(
         self,
-        works: Sequence[tuple[Sequence[Routed], float]],
-        rows: list[list[tuple]],
+        works: Sequence[_AddWork],
         seen: dict[str, float],
     ) -> tuple[list[list[bool]], list[tuple[str, float]], list[tuple], dict[str, int]]:
         """Decide which events are new: not seen inside the window, nor earlier in this commit."""
@@ -195,7 +207,7 @@ class SqliteStore:
         fresh: list[tuple] = []
         dropped: dict[str, int] = {}
         taken: set[str] = set()
-        for (items, now), work_rows in zip(works, rows, strict=True):
+        for items, now, work_rows in works:
             window_start = now - self.dedupe_window_s
             stored: list[bool] = []
             for routed, row in zip(items, work_rows, strict=True):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from app.errors import ServiceUnavailable
+from app.outbox.groupcommit import ProcessLock
 from app.outbox.sqlite import SqliteStore
 from app.outbox.store import Event
 from app.outbox.store import Routed
@@ -159,6 +162,34 @@ def test_concurrent_adds_share_commits_and_all_land(store):
     assert all(r == [True] for r in results) and len(results) == 320
     assert store.counts(T0)["pending"] == 320
     assert store._committer.commits < 320
+
+
+def test_a_caller_queued_behind_a_stuck_commit_gets_503_and_nothing_is_stored(tmp_path):
+    store = SqliteStore(tmp_path / "o.db", dedupe_window_s=3600, commit_wait_s=0.2)
+    other_process = ProcessLock(tmp_path / "o.db.lock")  # another worker, stuck mid-commit
+    other_process.__enter__()
+    led: list[list[bool]] = []
+    try:
+        leader = threading.Thread(target=lambda: led.append(add(store, "lead")))
+        leader.start()
+        deadline = time.monotonic() + 5
+        while not store._committer.leading:
+            assert time.monotonic() < deadline, "the leader never started"
+        with pytest.raises(ServiceUnavailable) as raised:
+            add(store, "queued")
+        assert raised.value.status == 503 and raised.value.code == "store_unavailable"
+        assert led == []  # the leader is still waiting for the lock
+    finally:
+        other_process.__exit__()
+        other_process.close()
+    leader.join(5)
+    try:
+        assert led == [[True]]
+        assert store.find("queued") == [] and len(store.find("lead")) == 1
+        assert add(store, "queued") == [True]  # the client's retry is stored once
+        assert store.counts(T0)["pending"] == 2
+    finally:
+        store.close()
 
 
 def test_two_stores_on_one_file_never_claim_the_same_event(tmp_path):
