@@ -76,8 +76,8 @@ def wait_until_up(url: str, deadline_s: float = 20.0) -> None:
         try:
             if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or the socket is bound while workers still boot
         if time.monotonic() > deadline:
             raise TimeoutError(f"{url} did not come up")
         threading.Event().wait(0.05)  # poll interval, not a wait for an outcome
