@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 import requests
 
+from app.marketo.errors import HTTP_CLASSES
 from app.marketo.errors import CredentialsRejected
 from app.marketo.errors import MarketoError
 from app.marketo.errors import RateLimited
@@ -102,6 +103,19 @@ class LeadPage:
 def endpoint_name(path: str) -> str:
     """Return a path with numeric ids replaced by `{id}`, for metrics labels."""
     return re.sub(r"/\d+(?=/|\.json|$)", "/{id}", path.split("?", 1)[0])
+
+
+def records_in(
+    json: Any, params: Mapping[str, Any] | None, data: Mapping[str, Any] | None
+) -> int | None:
+    """Return how many records a call carries: its JSON `input`, else its filter values."""
+    if isinstance(json, Mapping) and isinstance(json.get("input"), list):
+        return len(json["input"])
+    for source in (params, data):
+        values = source.get("filterValues") if source else None
+        if isinstance(values, str) and values:
+            return values.count(",") + 1
+    return None
 
 
 class MarketoClient:
@@ -221,7 +235,26 @@ class MarketoClient:
         Takes a limiter slot, sends the token as a Bearer header, tunnels long GETs, and raises
         the `MarketoError` subclass matching any HTTP-, transport- or response-level failure.
         With `raw`, a successful non-JSON answer (bulk failure CSVs) comes back as `{"text"}`.
+        A raised error carries the number of records the call held (`records_in`).
         """
+        try:
+            return self._request(method, path, params, json, data, files, timeout, raw)
+        except MarketoError as exc:
+            if exc.records is None:
+                exc.records = records_in(json, params, data)
+            raise
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        data: Mapping[str, Any] | None,
+        files: Mapping[str, Any] | None,
+        timeout: float | None,
+        raw: bool,
+    ) -> dict[str, Any]:
         if method.upper() == "GET" and params and len(urlencode(params)) > TUNNEL_QUERY_BYTES:
             method, data, params = "POST", dict(params), {"_method": "GET"}
         token = self.token()
@@ -286,7 +319,8 @@ class MarketoClient:
                 f"HTTP {status} from {path}", retry_after=retry_after, marketo_code=str(status)
             )
         if status >= 400:
-            raise RequestRejected(f"HTTP {status} from {path}", marketo_code=str(status))
+            cls = HTTP_CLASSES.get(status, RequestRejected)
+            raise cls(f"HTTP {status} from {path}", marketo_code=str(status))
         try:
             body = resp.json()
         except ValueError as exc:

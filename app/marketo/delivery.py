@@ -17,6 +17,7 @@ from app.marketo.batch_extras import combine
 from app.marketo.client import MarketoClient
 from app.marketo.errors import MarketoError
 from app.marketo.errors import Retryable
+from app.marketo.errors import TooLarge
 from app.marketo.identify import Identifier
 from app.marketo.leads import LeadResolver
 from app.marketo.leads import Who
@@ -98,7 +99,8 @@ class Delivery:
                 outcomes[stored.id] = Outcome(DROPPED, "event_not_mapped")
             else:
                 outcomes[stored.id] = Outcome(DROPPED, "unsupported_type")
-        interrupted: Retryable | None = None
+        # A retryable failure, or a 413 on a lookup: later phases wait for the dispatcher.
+        interrupted: Retryable | TooLarge | None = None
         phases: list[tuple[Callable[[Any], dict[int, Outcome]], Sequence[Any]]] = [
             (lambda items: self.identifier.identify(items, self._link), identifies),
             (self._alias, aliases),
@@ -109,7 +111,7 @@ class Delivery:
                 continue
             try:
                 outcomes.update(handler(items))
-            except Retryable as exc:
+            except (Retryable, TooLarge) as exc:
                 logger.info("delivery interrupted: %s", exc)
                 interrupted = exc
         outcomes.update(self._extras(events, outcomes))
@@ -155,7 +157,7 @@ class Delivery:
         enabled = [s for s in events if not disabled(s.event.payload)]
         try:
             extra = self.extras.deliver(enabled)
-        except Retryable as exc:
+        except (Retryable, TooLarge) as exc:
             extra = {s.id: failed(exc) for s in enabled if self.extras.wants(s.event.payload)}
         return {i: combine(outcomes.get(i), o) for i, o in extra.items()}
 
@@ -167,7 +169,7 @@ class Delivery:
             whos = [who_of(stored.event.payload) for stored, _, _ in pending]
             try:
                 resolved = self.resolver.resolve(whos)
-            except Retryable as exc:
+            except (Retryable, TooLarge) as exc:
                 if attempt == 0:
                     raise  # nothing sent yet: the whole phase is retried
                 outcomes.update({stored.id: failed(exc) for stored, _, _ in pending})

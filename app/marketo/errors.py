@@ -14,17 +14,27 @@ from app.errors import GatewayError
 
 
 class MarketoError(GatewayError):
-    """A Marketo call failed; `marketo_code` is Marketo's code (or the HTTP status) as a string."""
+    """A Marketo call failed; `marketo_code` is Marketo's code (or the HTTP status) as a string.
+
+    `records` is how many records the failed call carried (its `input` or filter values), when
+    the client could tell; the dispatcher sizes smaller calls from it after a 413 or 604.
+    """
 
     status = 502
     code = "marketo_error"
 
     def __init__(
-        self, message: str, *, marketo_code: str = "", request_id: str | None = None
+        self,
+        message: str,
+        *,
+        marketo_code: str = "",
+        request_id: str | None = None,
+        records: int | None = None,
     ) -> None:
         super().__init__(message)
         self.marketo_code = marketo_code
         self.request_id = request_id
+        self.records = records
 
     @property
     def reason(self) -> str:
@@ -76,6 +86,10 @@ class Transient(Retryable):
         self.maybe_applied = maybe_applied
 
 
+class TimedOut(Transient):
+    """604: Marketo gave up on the call; back off (charged) and send fewer records per call."""
+
+
 class Busy(Retryable):
     """Another worker is resolving leads right now; try again shortly, without charge."""
 
@@ -90,6 +104,14 @@ class Permanent(MarketoError):
 
 class RequestRejected(Permanent):
     """The whole request was refused (bad field, access denied, malformed, too large)."""
+
+
+class TooLarge(RequestRejected):
+    """HTTP 413: the body passed Marketo's limit (class F, reshape).
+
+    Sent as is it can never succeed, but the same records can in smaller calls: the dispatcher
+    halves the call, uncharged, down to a lone record, which is dead-lettered (`marketo_413`).
+    """
 
 
 class CredentialsRejected(MarketoError):
@@ -113,7 +135,7 @@ CODE_CLASSES: dict[str, type[MarketoError]] = {
     "502": Transient,  # bad gateway, usually a timeout upstream
     "601": TokenInvalid,
     "602": TokenInvalid,
-    "604": Transient,  # request timed out
+    "604": TimedOut,  # request timed out: retry with half the batch
     "606": RateLimited,  # more than 100 calls in 20 s
     "607": QuotaExhausted,  # daily quota reached
     "608": Transient,  # API temporarily unavailable
@@ -122,6 +144,12 @@ CODE_CLASSES: dict[str, type[MarketoError]] = {
     "615": RateLimited,  # more than 10 concurrent calls
     "713": Transient,  # transient error
     "719": Transient,  # lock wait timeout
+}
+
+# HTTP statuses (below 500, other than 401 and 429) with a class of their own; other 4xx are
+# RequestRejected.
+HTTP_CLASSES: dict[int, type[MarketoError]] = {
+    413: TooLarge,  # body over 1 MB: split the batch
 }
 
 # How long a 606 pauses the limiter when Marketo gives no hint: the window is 20 s.

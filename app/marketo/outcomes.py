@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from app.marketo.errors import MarketoError
 from app.marketo.errors import Retryable
+from app.marketo.errors import TooLarge
 
 DELIVERED = "delivered"
 DROPPED = "dropped"
@@ -20,14 +21,17 @@ class Outcome:
     status: str
     reason: str | None = None
     detail: str | None = None
-    error: Retryable | None = None
+    error: Retryable | TooLarge | None = None
 
 
 OK = Outcome(DELIVERED)
 
 
 def failed(error: MarketoError) -> Outcome:
-    """Return the outcome for a failure: retry for retryable ones, else dead with its code."""
-    if isinstance(error, Retryable):
+    """Return the outcome for a failure: retry for retryable ones, else dead with its code.
+
+    A 413 (`TooLarge`) is a retry too: the dispatcher resends its events in smaller calls.
+    """
+    if isinstance(error, Retryable | TooLarge):
         return Outcome(RETRY, error.reason, str(error), error)
     return Outcome(DEAD, error.reason, str(error))

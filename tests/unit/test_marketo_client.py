@@ -12,11 +12,14 @@ import responses
 
 from app.marketo.client import MarketoClient
 from app.marketo.client import endpoint_name
+from app.marketo.client import records_in
 from app.marketo.errors import CredentialsRejected
 from app.marketo.errors import QuotaExhausted
 from app.marketo.errors import RateLimited
 from app.marketo.errors import RequestRejected
+from app.marketo.errors import TimedOut
 from app.marketo.errors import TokenInvalid
+from app.marketo.errors import TooLarge
 from app.marketo.errors import Transient
 from app.settings import parse
 
@@ -150,13 +153,13 @@ def test_bad_credentials_raise_credentials_rejected(mocked, client) -> None:
         (fail("606", "Max rate limit exceeded"), 200, {}, RateLimited, False),
         (fail("615", "Concurrent access limit"), 200, {}, RateLimited, False),
         (fail("607", "Daily quota reached"), 200, {}, QuotaExhausted, False),
-        (fail("604"), 200, {}, Transient, False),
+        (fail("604"), 200, {}, TimedOut, False),
         (fail("611"), 200, {}, Transient, False),
         (fail("1003", "Invalid data"), 200, {}, RequestRejected, False),
         (fail("603", "Access denied"), 200, {}, RequestRejected, False),
         ({"message": "oops"}, 503, {"Retry-After": "42"}, Transient, True),
         ({"message": "slow"}, 429, {"Retry-After": "9"}, RateLimited, True),
-        ({"message": "big"}, 413, {}, RequestRejected, True),
+        ({"message": "big"}, 413, {}, TooLarge, True),
         ("<html>proxy</html>", 200, {}, Transient, True),
     ],
 )
@@ -286,3 +289,32 @@ def test_every_call_has_a_connect_and_read_timeout(client) -> None:
 def test_endpoint_names_hide_ids(path: str, name: str) -> None:
     """Metrics group calls by endpoint, not by lead or list id."""
     assert endpoint_name(path) == name
+
+
+def test_a_refused_call_says_how_many_records_it_carried(mocked, client) -> None:
+    """413 on a sync of 3 leads carries records=3; 604 on a lookup of 2 values carries 2."""
+    token_reply(mocked)
+    mocked.add(responses.POST, LEADS_URL, status=413, body="Request Entity Too Large")
+    with pytest.raises(TooLarge) as big:
+        client.sync_leads([{"email": f"{n}@x.io"} for n in "abc"])
+    assert big.value.records == 3 and big.value.reason == "marketo_413"
+    mocked.add(responses.GET, LEADS_URL, json=fail("604", "Request timed out"))
+    with pytest.raises(TimedOut) as slow:
+        client.leads_by_filter("email", ["a@x.io", "b@x.io"], ["id"])
+    assert slow.value.records == 2 and isinstance(slow.value, Transient)
+
+
+@pytest.mark.parametrize(
+    ("json_body", "params", "data", "expected"),
+    [
+        ({"input": [{}, {}, {}]}, None, None, 3),
+        ({"input": []}, None, None, 0),
+        ({"input": {"leads": [{"id": 1}]}}, None, None, None),  # campaign trigger: not a list
+        (None, {"filterType": "email", "filterValues": "a,b,c,d"}, None, 4),
+        (None, {"_method": "GET"}, {"filterValues": "a"}, 1),
+        (None, {"name": "x"}, None, None),
+    ],
+)
+def test_records_in_counts_input_or_filter_values(json_body, params, data, expected) -> None:
+    """The record count of a call comes from its JSON `input`, else its filter values."""
+    assert records_in(json_body, params, data) == expected

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.errors import GatewayError
+from app.marketo.errors import HTTP_CLASSES
 from app.marketo.errors import RECORD_DEAD
 from app.marketo.errors import RECORD_LEAD_MISSING
 from app.marketo.errors import RECORD_OK
@@ -13,12 +14,15 @@ from app.marketo.errors import QuotaExhausted
 from app.marketo.errors import RateLimited
 from app.marketo.errors import RequestRejected
 from app.marketo.errors import Retryable
+from app.marketo.errors import TimedOut
 from app.marketo.errors import TokenInvalid
+from app.marketo.errors import TooLarge
 from app.marketo.errors import Transient
 from app.marketo.errors import classify
 from app.marketo.errors import record_class
 from app.marketo.errors import record_error
 from app.marketo.errors import record_reasons
+from app.marketo.outcomes import failed
 
 
 @pytest.mark.parametrize(
@@ -30,7 +34,7 @@ from app.marketo.errors import record_reasons
         ("615", RateLimited),
         ("607", QuotaExhausted),
         ("500", Transient),
-        ("604", Transient),
+        ("604", TimedOut),
         ("608", Transient),
         ("611", Transient),
         ("614", Transient),
@@ -94,3 +98,20 @@ def test_record_error_keeps_all_reasons() -> None:
     reasons = [{"code": "1006", "message": "Field 'x' not found"}]
     error = record_error(reasons)
     assert error.reasons == reasons and error.reason == "marketo_1006"
+
+
+def test_413_and_604_sit_in_their_policy_branches() -> None:
+    """413 is a rejected request (reshape, then E); 604 is transient (B) with its own class."""
+    assert issubclass(TooLarge, RequestRejected) and not issubclass(TooLarge, Retryable)
+    assert issubclass(TimedOut, Transient)
+    assert HTTP_CLASSES[413] is TooLarge
+    error = classify("604", "Request timed out")
+    assert isinstance(error, TimedOut) and error.reason == "marketo_604" and error.records is None
+
+
+def test_failed_413_is_a_retry_the_dispatcher_can_split() -> None:
+    """A 413's outcome keeps its error, so the dispatcher can resend in halves."""
+    outcome = failed(TooLarge("HTTP 413", marketo_code="413", records=40))
+    assert outcome.status == "retry" and outcome.reason == "marketo_413"
+    assert isinstance(outcome.error, TooLarge) and outcome.error.records == 40
+    assert failed(RequestRejected("HTTP 400", marketo_code="400")).status == "dead"
