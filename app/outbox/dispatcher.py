@@ -2,7 +2,9 @@
 
 It knows nothing of HTTP. A `deliver` callable turns a batch into one outcome per event; the
 exception class inside a `retry` outcome picks the policy (SPEC §6.7): refresh and retry at once,
-back off the whole limiter, park until the quota resets, or back off with jitter.
+back off the whole limiter, park until the quota resets, or back off with jitter. After a 413 it
+resends the refused events at once in halves; after a 604 it sends smaller batches for a while
+(see `app.outbox.reshape`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from app.marketo.outcomes import DELIVERED
 from app.marketo.outcomes import DROPPED
 from app.marketo.outcomes import RETRY
 from app.marketo.outcomes import Outcome
+from app.outbox.reshape import BatchLimit
+from app.outbox.reshape import final
+from app.outbox.reshape import split_refused
 from app.outbox.shared import SharedState
 from app.outbox.shared import Slot
 from app.outbox.store import Store
@@ -129,6 +134,8 @@ class Dispatcher:
         self._buffer_due = 0.0
         self._buffer_claimed = 0.0
         self._last_maintenance = float("-inf")
+        # Fewer events per batch while Marketo answers 604 (per dispatcher, see reshape.py).
+        self._limit = BatchLimit()
 
     # One step --------------------------------------------------------------------------------
     def run_once(self, flush: bool = True) -> int:
@@ -145,7 +152,9 @@ class Dispatcher:
         view = self.shared.limiter(Budget.from_limits(limits), now)
         if view.paused_until is not None and view.paused_until - now > MAX_GATE_WAIT_S:
             return 0  # parked (607, bad credentials, long back-off): intake keeps accepting
-        want = int(limits.batch_size) - len(self._buffer)
+        self._limit = self._limit.recover(now, int(limits.batch_size))
+        batch_size = self._limit.cap(int(limits.batch_size))
+        want = batch_size - len(self._buffer)
         if want > 0:
             claimed = self.store.claim(want, self.lease_s, now)
             if claimed and not self._buffer:
@@ -159,7 +168,7 @@ class Dispatcher:
                 self._buffer.append(item)
         if not self._buffer:
             return 0
-        full = len(self._buffer) >= int(limits.batch_size)
+        full = len(self._buffer) >= batch_size
         aged = now - self._buffer_due >= float(limits.batch_wait_s)
         # Flush well before the claims' lease ends, whatever batch_wait_s says.
         leased = now - self._buffer_claimed >= self.lease_s / 2
@@ -186,24 +195,46 @@ class Dispatcher:
     # Delivery and settlement -----------------------------------------------------------------
     def _run(self, batch: list[StoredEvent], settings: Any) -> int:
         now = self.clock()
+        outcomes: dict[int, Outcome] = {}
         try:
-            deliver = self.deliver()
-            outcomes = deliver(batch)
-            stale = [e for e in batch if _is(outcomes.get(e.id), TokenInvalid)]
-            if stale:  # 601/602: the token was dropped; retry once, at once, uncharged
-                outcomes.update(deliver(stale))
+            self._deliver(self.deliver(), batch, outcomes)
         except CredentialsRejected as exc:
             logger.error("Marketo refused the client credentials: %s", exc)
             self._note_error(exc)
             until = now + CREDENTIALS_PAUSE_S
             self.shared.pause(until, "credentials")
-            self.store.retry([e.id for e in batch], until, str(exc), now, charge=False)
-            return 0
+            done = final(outcomes)  # groups of a split that went out before the refusal
+            rest = [e.id for e in batch if e.id not in done]
+            self.store.retry(rest, until, str(exc), now, charge=False)
+            self._settle([e for e in batch if e.id in done], done, settings)
+            return len(done)
         except Exception as exc:  # a bug must not spin: back off, charged, towards dead letters
             logger.exception("delivery failed unexpectedly")
-            outcomes = {e.id: Outcome(RETRY, "internal_error", repr(exc)) for e in batch}
+            failure = Outcome(RETRY, "internal_error", repr(exc))
+            done = final(outcomes)
+            outcomes = {e.id: done.get(e.id, failure) for e in batch}
+        self._limit = self._limit.after(outcomes.values(), len(batch), now)
         self._settle(batch, outcomes, settings)
         return len(batch)
+
+    def _deliver(
+        self, deliver: Deliver, batch: list[StoredEvent], into: dict[int, Outcome]
+    ) -> None:
+        """Deliver `batch`, writing outcomes `into`; 601/602 go once more, 413 in halves.
+
+        Both resends are immediate and uncharged. A 413 is split into groups of at most half
+        the refused call, recursively (each level strictly smaller); a lone event still refused
+        is dead-lettered with the 413's reason (`marketo_413`) while its batch-mates go on.
+        """
+        into.update(deliver(batch))
+        stale = [e for e in batch if _is(into.get(e.id), TokenInvalid)]
+        if stale:  # 601/602: the token was dropped; retry once, at once, uncharged
+            into.update(deliver(stale))
+        split_refused(batch, into, lambda group: self._deliver(deliver, group, into))
+
+    def batch_limit(self) -> int | None:
+        """Return the batch size a 604 imposed, or None when batches are at full size."""
+        return self._limit.size
 
     def _settle(
         self, batch: list[StoredEvent], outcomes: dict[int, Outcome], settings: Any

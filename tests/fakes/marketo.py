@@ -21,6 +21,7 @@ from tests.fakes import marketo_lead_ops
 from tests.fakes import marketo_leads
 from tests.fakes import marketo_lists
 from tests.fakes.marketo_fixtures import load_fixtures
+from tests.fakes.marketo_server import MAX_BODY_BYTES
 from tests.fakes.marketo_server import FakeApp
 from tests.fakes.marketo_server import new_token
 from tests.fakes.marketo_state import ApiError
@@ -87,6 +88,10 @@ class FakeMarketo:
         self.unknown_field_code = "1006"
         self.activity_skip_key = "errors"
         self.bulk_stage_seconds = 5.0
+        # Fault switches: answer HTTP 413 to REST bodies over this many bytes (Marketo: 1 MB),
+        # and 604 "Request timed out" to calls whose JSON `input` holds more records than this.
+        self.max_body_bytes = MAX_BODY_BYTES
+        self.timeout_above_records: int | None = None
         # Benchmarks sending many large calls can turn off keeping raw bodies in ``calls``.
         self.keep_bodies = True
         self.url = ""

@@ -136,7 +136,8 @@ class FakeApp:
         self.fake._count_outcome(call)
 
     def _handle(self, request: Request, call: Call) -> Response:
-        limit = MAX_BULK_BODY_BYTES if request.path.startswith("/bulk/") else MAX_BODY_BYTES
+        bulk = request.path.startswith("/bulk/")
+        limit = MAX_BULK_BODY_BYTES if bulk else self.fake.max_body_bytes
         if len(call.body) > limit:
             return Response("Request Entity Too Large", status=413, mimetype="text/plain")
         raw_uri = request.environ.get("RAW_URI") or request.full_path
@@ -239,6 +240,7 @@ class FakeApp:
             self.fake._check_concurrency(level)
             self._authenticate(request, args)
             reservation = self.fake._reserve()
+            self._time_out_big_calls(request)
             with self.fake.lock:
                 result = handler(self.fake, Req(request, method, args, forced), **params)
         except ApiError as exc:
@@ -248,6 +250,19 @@ class FakeApp:
         if isinstance(result, Response):
             return result
         return json_response(result)
+
+    def _time_out_big_calls(self, request: Request) -> None:
+        """Answer 604 when the fake is told big calls time out and this one carries too many."""
+        limit = self.fake.timeout_above_records
+        if limit is None or request.mimetype != "application/json":
+            return
+        try:
+            body = json.loads(request.get_data() or b"null")
+        except ValueError:
+            return
+        records = body.get("input") if isinstance(body, dict) else None
+        if isinstance(records, list) and len(records) > limit:
+            raise ApiError("604")
 
     def _route(self, path: str, method: str) -> tuple[Handler, dict[str, str]]:
         for pattern, methods in self.routes:
