@@ -1,4 +1,5 @@
-"""identify → createOrUpdate: merge a batch per lead, skip unchanged traits, ≤ 300 a call."""
+"""identify → createOrUpdate: merge a batch per lead, skip unchanged traits, ≤ 300 and < 1 MB a
+call."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ from app.marketo.outcomes import DROPPED
 from app.marketo.outcomes import OK
 from app.marketo.outcomes import Outcome
 from app.marketo.outcomes import failed
+from app.marketo.sizing import encoded_size
+from app.marketo.sizing import sized_chunks
 from app.outbox.shared import SharedState
 from app.outbox.store import StoredEvent
 from app.settings import Settings
@@ -50,6 +53,10 @@ class Upsert:
     event_ids: list[int] = field(default_factory=list)
     whos: list[Who] = field(default_factory=list)
     lead_id: int | None = None
+
+    def body_bytes(self) -> int:
+        """Return the bytes this write adds to a sync call's body."""
+        return encoded_size(self.fields)
 
 
 class Identifier:
@@ -110,8 +117,7 @@ class Identifier:
             groups.setdefault((upsert.action, upsert.lookup_field), []).append(upsert)
         stopped: Retryable | None = None
         for (action, lookup), members in groups.items():
-            for start in range(0, len(members), MAX_RECORDS_PER_CALL):
-                chunk = members[start : start + MAX_RECORDS_PER_CALL]
+            for chunk in sized_chunks(members, Upsert.body_bytes, max_items=MAX_RECORDS_PER_CALL):
                 if stopped is None:
                     try:
                         rows = self.client.sync_leads(
