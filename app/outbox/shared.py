@@ -2,7 +2,8 @@
 
 The limiter (call times, in-flight slots, pause, daily count), the access token, the identity →
 lead cache, the last traits sent per lead and the cookies already associated. Backends: SQLite
-(`shared_sqlite.py`, same file as the outbox) and PostgreSQL. Every method is atomic on its own.
+(`shared_sqlite.py`, same file as the outbox) and PostgreSQL (`shared_postgres.py`), with the SQL
+they share in `shared_sql.py`. Every method is atomic on its own.
 """
 
 from __future__ import annotations
