@@ -27,7 +27,8 @@ ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
 
 OBJECT_FIELDS = ("context", "properties", "traits", "integrations")
 
-_COMPACT = (",", ":")
+# One encoder for every event: json.dumps with options builds a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 def new_message_id() -> str:
@@ -69,7 +70,23 @@ def _id(item: dict[str, Any], name: str) -> str | None:
 
 def iso_utc(moment: datetime) -> str:
     """Format a moment as ISO-8601 UTC with milliseconds, the form every stored event carries."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def _is_canonical(value: str) -> bool:
+    """Tell whether a string that parsed as ISO-8601 is already `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+
+    Browsers send `Date.toISOString()`, exactly this form: it is kept as it is, without
+    formatting it again.
+    """
+    return (
+        len(value) == 24
+        and value[23] == "Z"
+        and value[19] == "."
+        and value[10] == "T"
+        and value[4] == value[7] == "-"
+        and value[13] == value[16] == ":"
+    )
 
 
 def parse_timestamp(value: Any) -> str:
@@ -83,6 +100,8 @@ def parse_timestamp(value: Any) -> str:
         moment = datetime.fromisoformat(value)
     except ValueError as exc:
         raise _fail("bad_timestamp", f"timestamp {value[:40]!r} is not ISO-8601") from exc
+    if _is_canonical(value):
+        return value
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     try:
@@ -132,9 +151,9 @@ def normalise(
         raise _fail("unknown_type", f"type must be one of {', '.join(sorted(KNOWN_TYPES))}")
     item["type"] = kind
     for name in OBJECT_FIELDS:
-        value = item.get(name, {})
+        value = item.get(name)
         if value is None:
-            del item[name]
+            item.pop(name, None)
         elif not isinstance(value, dict):
             raise _fail("bad_field", f"{name} must be an object")
     user_id = _id(item, "userId")
@@ -168,7 +187,7 @@ def normalise(
     if context is not None:
         _marketo_cookie(context)
     try:
-        text = json.dumps(item, separators=_COMPACT, allow_nan=False)
+        text = _encode(item)
     except (ValueError, RecursionError) as exc:  # NaN, Infinity, or nesting too deep
         raise _fail("bad_field", "the event cannot be stored as JSON") from exc
     if len(text) > max_event_bytes:  # ASCII-only output: characters are bytes

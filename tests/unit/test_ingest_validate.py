@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.errors import InvalidEvent
+from app.ingest.validate import iso_utc
 from app.ingest.validate import normalise
 from app.ingest.validate import parse_timestamp
 
@@ -27,13 +30,26 @@ def run(item: Any, route_type: str | None = None, max_bytes: int = 32768):
         ("2024-03-01T12:00:00.123456+01:00", "2024-03-01T11:00:00.123Z"),
         ("2024-03-01T12:00:00", "2024-03-01T12:00:00.000Z"),
         ("2024-03-01", "2024-03-01T00:00:00.000Z"),
+        ("2024-03-01T12:00:00.123Z", "2024-03-01T12:00:00.123Z"),
+        ("0999-03-01T12:00:00.5+00:00", "0999-03-01T12:00:00.500Z"),
     ],
 )
 def test_timestamps_are_normalised_to_utc(value, expected):
     assert parse_timestamp(value) == expected
 
 
-@pytest.mark.parametrize("value", ["", "tomorrow", "2024-13-01T00:00:00Z", 5, None, "2" * 50])
+@given(st.datetimes(timezones=st.timezones()))
+def test_a_timestamp_in_the_stored_form_comes_back_unchanged(moment):
+    stored = iso_utc(moment)
+    assert len(stored) == 24 and parse_timestamp(stored) == stored
+    assert parse_timestamp(moment.isoformat()) == stored
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "tomorrow", "2024-13-01T00:00:00Z", 5, None, "2" * 50, "2024-02-30T00:00:00.000Z",
+     "2024-03-01T24:00:00.000Z"],
+)  # fmt: skip
 def test_bad_timestamps_are_refused(value):
     with pytest.raises(InvalidEvent) as info:
         parse_timestamp(value)
