@@ -80,4 +80,19 @@ POSTGRES_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("shared_state", SHARED_STATE),
     # Same as SQLite's step: dedupe's primary key answers "seen before?"; find() scans.
     ("intake_indexes", ("DROP INDEX IF EXISTS events_message",)),
+    # Same indexes as SQLite's step: counts read events_due, events_held and events_dead;
+    # compaction and dedupe pruning scan (PostgreSQL's deletes do not block inserts). Identity
+    # ids never repeat here, so the table keeps its shape.
+    (
+        "intake_pages",
+        (
+            "DROP INDEX IF EXISTS events_state",
+            "DROP INDEX IF EXISTS dedupe_age",
+            "DROP INDEX IF EXISTS events_due",
+            """CREATE INDEX events_due ON events (next_attempt_at, id, state, received_at)
+            WHERE state IN ('pending', 'in_flight')""",
+            "CREATE INDEX IF NOT EXISTS events_dead ON events (reason, updated_at)"
+            " WHERE state = 'dead'",
+        ),
+    ),
 )

@@ -71,9 +71,61 @@ SHARED_STATE = (
 # `find(message_id)` (operators, tests) scans instead.
 INTAKE_INDEXES = ("DROP INDEX IF EXISTS events_message",)
 
+_EVENT_COLUMNS = (
+    "id, message_id, type, source_key_id, source_kind, received_at, timestamp, user_id,"
+    " anonymous_id, payload, state, reason, detail, attempts, next_attempt_at, updated_at"
+)
+
+# Fewer B-tree pages written per intake commit (each is a 4 KiB WAL frame, and a page the other
+# worker's commit made this connection read again). An insert touched: the events table,
+# events_due, events_state, dedupe, dedupe_age and sqlite_sequence; now the table, events_due and
+# dedupe.
+# - events is rebuilt without AUTOINCREMENT, which rewrote sqlite_sequence on every insert. A
+#   new id is then the largest + 1, so compaction and purges blank the newest row into a
+#   placeholder instead of deleting it (sqlite_sql.py) and ids are never handed out twice. When
+#   the sequence had passed the largest id left (its rows compacted), such a placeholder holds
+#   that id.
+# - events_state is gone: open events are counted through events_due (which now carries state
+#   and received_at, so the counts read the index alone), held ones through events_held, dead
+#   ones through events_dead, which no insert touches; compaction walks ids in order.
+# - dedupe_age is gone: pruning walks the dedupe key in chunks outside the write lock.
+INTAKE_PAGES = (
+    """CREATE TABLE events_next (
+    id INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    source_key_id TEXT NOT NULL,
+    source_kind TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    timestamp TEXT NOT NULL,
+    user_id TEXT,
+    anonymous_id TEXT,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    detail TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+)""",
+    f"INSERT INTO events_next ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM events",
+    """INSERT INTO events_next (id, message_id, type, source_key_id, source_kind, received_at,
+    timestamp, payload, state, next_attempt_at, updated_at)
+    SELECT seq, '', 'placeholder', '', '', 0, '', '{}', 'delivered', 0, 0 FROM sqlite_sequence
+    WHERE name = 'events' AND seq > (SELECT coalesce(max(id), 0) FROM events)""",
+    "DROP TABLE events",
+    "ALTER TABLE events_next RENAME TO events",
+    """CREATE INDEX events_due ON events (next_attempt_at, id, state, received_at)
+    WHERE state IN ('pending', 'in_flight')""",
+    "CREATE INDEX events_held ON events (anonymous_id) WHERE state = 'held'",
+    "CREATE INDEX events_dead ON events (reason, updated_at) WHERE state = 'dead'",
+    "DROP INDEX IF EXISTS dedupe_age",
+)
+
 # (name, statements) per step, oldest first; append only.
 SQLITE_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("outbox", OUTBOX),
     ("shared_state", SHARED_STATE),
     ("intake_indexes", INTAKE_INDEXES),
+    ("intake_pages", INTAKE_PAGES),
 )

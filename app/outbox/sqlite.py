@@ -18,7 +18,16 @@ from app.outbox.groupcommit import ProcessLock
 from app.outbox.leader_commit import COMMIT_WAIT_S
 from app.outbox.leader_commit import GroupCommitter
 from app.outbox.sqlite_sql import BUMP_TOTAL
+from app.outbox.sqlite_sql import CHUNK_ROWS
 from app.outbox.sqlite_sql import COLUMNS
+from app.outbox.sqlite_sql import COMPACT_BLANK
+from app.outbox.sqlite_sql import COMPACT_CHUNK
+from app.outbox.sqlite_sql import COMPACT_DELETE
+from app.outbox.sqlite_sql import PRUNE_DELETE
+from app.outbox.sqlite_sql import PRUNE_FIRST
+from app.outbox.sqlite_sql import PRUNE_NEXT
+from app.outbox.sqlite_sql import PURGE_BLANK
+from app.outbox.sqlite_sql import PURGE_DEAD
 from app.outbox.sqlite_sql import ROWS_PER_INSERT
 from app.outbox.sqlite_sql import SEEN_MESSAGE_IDS
 from app.outbox.sqlite_sql import claim_message_ids
@@ -365,22 +374,49 @@ class SqliteStore:
     def purge_dead(self, before: float) -> int:
         """Delete dead events last updated before `before`; return how many."""
         with self._write() as conn:
-            sql = "DELETE FROM events WHERE state = 'dead' AND updated_at < ?"
-            return conn.execute(sql, (before,)).rowcount
+            removed = conn.execute(PURGE_DEAD, (before,)).rowcount
+            return removed + conn.execute(PURGE_BLANK, (before,)).rowcount
 
     def compact(self, before: float) -> int:
-        """Delete delivered and dropped rows older than `before`; totals and dedupe survive."""
-        with self._write() as conn:
-            return conn.execute(
-                "DELETE FROM events WHERE state IN ('delivered', 'dropped') AND updated_at < ?",
-                (before,),
-            ).rowcount
+        """Delete delivered and dropped rows older than `before`; totals and dedupe survive.
+
+        Walks ids in order, a chunk per write transaction (intake commits in between), and stops
+        at the first chunk that ends with an event received after `before`: rows past it were
+        updated later still. The newest row becomes a placeholder rather than going (an id must
+        never name two events; see sqlite_sql.py).
+        """
+        removed, after = 0, 0
+        while True:
+            with self._write() as conn:
+                last, last_received = conn.execute(COMPACT_CHUNK, (after, CHUNK_ROWS)).fetchone()
+                if last is None:
+                    return removed
+                removed += conn.execute(COMPACT_DELETE, (after, last, before)).rowcount
+                removed += conn.execute(COMPACT_BLANK, (after, last, before)).rowcount
+            if last_received >= before:
+                return removed
+            after = last
 
     def prune_dedupe(self, now: float) -> int:
-        """Forget messageIds older than the dedupe window; return how many."""
-        with self._write() as conn:
-            sql = "DELETE FROM dedupe WHERE received_at < ?"
-            return conn.execute(sql, (now - self.dedupe_window_s,)).rowcount
+        """Forget messageIds older than the dedupe window; return how many.
+
+        Finds them chunk by chunk in key order with reads (no index on the age: the intake would
+        write it on every event), and deletes each chunk in a short write transaction.
+        """
+        cutoff = now - self.dedupe_window_s
+        removed, after = 0, None
+        while True:
+            with self._read() as conn:
+                if after is None:
+                    rows = conn.execute(PRUNE_FIRST, (cutoff, CHUNK_ROWS)).fetchall()
+                else:
+                    rows = conn.execute(PRUNE_NEXT, (after, cutoff, CHUNK_ROWS)).fetchall()
+            if not rows:
+                return removed
+            keys = json.dumps([r[0] for r in rows])
+            with self._write() as conn:
+                removed += conn.execute(PRUNE_DELETE, (keys, cutoff)).rowcount
+            after = rows[-1][0]
 
     def counts(self, now: float) -> dict[str, Any]:
         """Return counts by state and reason, and the age of the oldest pending event."""

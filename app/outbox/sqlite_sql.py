@@ -50,6 +50,44 @@ def claim_message_ids(n: int) -> str:
     )
 
 
+# Rows per housekeeping chunk: each chunk is one short write transaction.
+CHUNK_ROWS = 2000
+
+# Without AUTOINCREMENT a new id is the largest plus one, so deleting the row with the largest id
+# would hand its id out again. Compaction and purges delete every other row they match and blank
+# that one into a placeholder instead: `delivered` (no count reads delivered rows from events),
+# no messageId, an empty payload. It goes with the next compaction once a newer row exists.
+_NOT_NEWEST = "id < (SELECT max(id) FROM events)"
+_NEWEST = "id = (SELECT max(id) FROM events) AND message_id != ''"
+_BLANK = (
+    "UPDATE events SET message_id = '', type = 'placeholder', source_key_id = '',"
+    " user_id = NULL, anonymous_id = NULL, payload = '{}', state = 'delivered', reason = NULL,"
+    " detail = NULL WHERE "
+)
+
+# The last id and its received_at among the next CHUNK_ROWS ids after a cursor.
+COMPACT_CHUNK = (
+    "SELECT max(id), max(received_at) FROM"
+    " (SELECT id, received_at FROM events WHERE id > ? ORDER BY id LIMIT ?)"
+)
+_COMPACTABLE = "id > ? AND id <= ? AND state IN ('delivered', 'dropped') AND updated_at < ?"
+COMPACT_DELETE = f"DELETE FROM events WHERE {_COMPACTABLE} AND {_NOT_NEWEST}"
+COMPACT_BLANK = f"{_BLANK}{_COMPACTABLE} AND {_NEWEST}"
+
+_PURGEABLE = "state = 'dead' AND updated_at < ?"
+PURGE_DEAD = f"DELETE FROM events WHERE {_PURGEABLE} AND {_NOT_NEWEST}"
+PURGE_BLANK = f"{_BLANK}{_PURGEABLE} AND {_NEWEST}"
+
+# Expired dedupe keys in key order, a chunk at a time (the dedupe primary key drives the scan).
+PRUNE_FIRST = "SELECT message_id FROM dedupe WHERE received_at < ? ORDER BY message_id LIMIT ?"
+PRUNE_NEXT = (
+    "SELECT message_id FROM dedupe WHERE message_id > ? AND received_at < ?"
+    " ORDER BY message_id LIMIT ?"
+)
+PRUNE_DELETE = (
+    "DELETE FROM dedupe WHERE message_id IN (SELECT value FROM json_each(?)) AND received_at < ?"
+)
+
 BUMP_TOTAL = (
     "INSERT INTO outcome_totals (state, reason, n) VALUES (?, ?, ?)"
     " ON CONFLICT (state, reason) DO UPDATE SET n = n + excluded.n"

@@ -142,17 +142,23 @@ class Store(Protocol):
 def read_counts(execute: Callable[[str], Iterable[Sequence[Any]]], now: float) -> dict[str, Any]:
     """Build `Store.counts` from plain SQL run by `execute` (inside one read snapshot).
 
-    Both backends keep the same tables, and these queries take no parameters, so the SQL and
-    its assembly live here once.
+    Both backends keep the same tables and indexes, and these queries take no parameters, so the
+    SQL and its assembly live here once. Each query matches one partial index exactly (open
+    events: events_due, which also holds state and received_at; held: events_held; dead:
+    events_dead), so no count reads the table or its delivered rows.
     """
     out: dict[str, Any] = {
         "pending": 0, "held": 0, "in_flight": 0, "delivered": 0, "dropped": {}, "dead": {},
     }  # fmt: skip
-    for state, n in execute(
-        "SELECT state, COUNT(*) FROM events"
-        " WHERE state IN ('pending', 'held', 'in_flight') GROUP BY state"
+    oldest = None
+    for state, n, first in execute(
+        "SELECT state, COUNT(*), MIN(received_at) FROM events"
+        " WHERE state IN ('pending', 'in_flight') GROUP BY state"
     ):
         out[state] = n
+        if state == "pending":
+            oldest = first
+    [(out["held"],)] = list(execute("SELECT COUNT(*) FROM events WHERE state = 'held'"))
     for reason, n in execute(
         "SELECT reason, COUNT(*) FROM events WHERE state = 'dead' GROUP BY reason"
     ):
@@ -162,6 +168,5 @@ def read_counts(execute: Callable[[str], Iterable[Sequence[Any]]], now: float) -
             out["delivered"] += n
         else:
             out["dropped"][reason] = n
-    [(oldest,)] = list(execute("SELECT MIN(received_at) FROM events WHERE state = 'pending'"))
     out["oldest_pending_s"] = max(0.0, now - oldest) if oldest is not None else 0.0
     return out

@@ -228,3 +228,87 @@ def test_ping_succeeds_on_a_writable_store_and_close_refuses_adds(store):
     store.close()
     with pytest.raises(Exception, match="closed"):
         add(store, "late")
+
+
+def test_an_id_is_never_handed_out_twice_after_the_newest_row_goes(store):
+    add(store, "old-1", "old-2")
+    newest = store.find("old-2")[0].id
+    store.ack([c.id for c in store.claim(10, 60, T0)], T0)
+    assert store.compact(T0 + 1) == 2
+    assert store.find("old-2") == [] and store.counts(T0)["delivered"] == 2
+    add(store, "dead-1")
+    [dead] = store.claim(10, 60, T0)
+    assert dead.id > newest
+    store.dead([dead.id], "marketo_1006", T0)
+    assert store.purge_dead(T0 + 1) == 1 and store.dead_letters() == []
+    add(store, "next")
+    assert store.find("next")[0].id > dead.id
+    assert store.counts(T0) == {
+        "pending": 1, "held": 0, "in_flight": 0, "delivered": 2, "dropped": {}, "dead": {},
+        "oldest_pending_s": 0.0,
+    }  # fmt: skip
+
+
+def test_compaction_and_pruning_walk_in_chunks_and_miss_nothing(store, monkeypatch):
+    monkeypatch.setattr("app.outbox.sqlite.CHUNK_ROWS", 7)
+    add(store, *[f"m{i:03d}" for i in range(50)])
+    store.ack([c.id for c in store.claim(100, 60, T0)], T0)
+    add(store, *[f"late{i}" for i in range(3)], now=T0 + 100)  # received after the cutoff
+    assert store.compact(T0 + 1) == 50
+    assert store.prune_dedupe(T0 + 3600 + 50) == 50
+    assert add(store, "m007", "late1", now=T0 + 3600 + 50) == [True, False]
+
+
+def plan(store: SqliteStore, sql: str) -> str:
+    with store._read() as conn:
+        return " | ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, ()))
+
+
+@pytest.mark.parametrize(
+    ("sql", "index"),
+    [
+        ("SELECT id FROM events WHERE state IN ('pending', 'in_flight') AND next_attempt_at <= 1"
+         " ORDER BY next_attempt_at, id LIMIT 5", "COVERING INDEX events_due"),
+        ("SELECT state, COUNT(*), MIN(received_at) FROM events"
+         " WHERE state IN ('pending', 'in_flight') GROUP BY state", "COVERING INDEX events_due"),
+        ("SELECT COUNT(*) FROM events WHERE state = 'held'", "events_held"),
+        ("SELECT reason, COUNT(*) FROM events WHERE state = 'dead' GROUP BY reason", "events_dead"),
+        ("SELECT id FROM events WHERE state = 'dead' AND updated_at < 1", "events_dead"),
+        ("SELECT id FROM events WHERE state = 'held' AND received_at < 1", "events_held"),
+        ("SELECT max(id), max(received_at) FROM (SELECT id, received_at FROM events WHERE id > 1"
+         " ORDER BY id LIMIT 5)", "INTEGER PRIMARY KEY"),
+        ("SELECT message_id FROM dedupe WHERE message_id > 'a' AND received_at < 1"
+         " ORDER BY message_id LIMIT 5", "PRIMARY KEY"),
+    ],
+)  # fmt: skip
+def test_housekeeping_and_counts_read_an_index(store, sql, index):
+    assert index in plan(store, sql)
+
+
+def test_an_older_database_is_rebuilt_keeping_ids_above_every_id_used(tmp_path):
+    from app.outbox import migrations
+
+    path = tmp_path / "o.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrations.upgrade(conn, migrations.SQLITE, target=3)
+    row = ("track", "k", "server", T0, "ts", "u", None, '{"type":"track"}', "pending", T0, T0)
+    for mid in ("a", "b", "c"):
+        conn.execute(
+            "INSERT INTO events (message_id, type, source_key_id, source_kind, received_at,"
+            " timestamp, user_id, anonymous_id, payload, state, next_attempt_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (mid, *row),
+        )
+    conn.execute("DELETE FROM events WHERE message_id = 'c'")  # compacted before the upgrade
+    conn.close()
+    store = SqliteStore(path)
+    try:
+        assert [e.id for e in store.find("a") + store.find("b")] == [1, 2]
+        add(store, "d")
+        assert store.find("d")[0].id == 4
+        assert store.counts(T0)["pending"] == 3
+        with store._read() as c:
+            sql = c.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()[0]
+        assert "AUTOINCREMENT" not in sql
+    finally:
+        store.close()
