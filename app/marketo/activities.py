@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -20,13 +19,13 @@ from app.marketo.errors import Transient
 from app.marketo.errors import record_class
 from app.marketo.errors import record_error
 from app.marketo.errors import record_reasons
+from app.marketo.sizing import encoded_size
+from app.marketo.sizing import sized_chunks
 
 logger = logging.getLogger(__name__)
 
 # Marketo takes at most 300 activities per external.json call.
 MAX_ACTIVITIES_PER_CALL = 300
-# Marketo refuses bodies over 1 MB (413); stay well below to leave room for the envelope.
-MAX_BODY_BYTES = 900_000
 
 
 @dataclass(frozen=True)
@@ -40,17 +39,9 @@ class Sent:
 
 def chunks(items: Sequence[tuple[int, dict[str, Any]]]) -> Iterator[list[tuple[int, dict]]]:
     """Split activities into calls bounded by count and by encoded size."""
-    current: list[tuple[int, dict[str, Any]]] = []
-    size = 0
-    for item in items:
-        encoded = len(json.dumps(item[1], separators=(",", ":")).encode("utf-8")) + 1
-        if current and (len(current) >= MAX_ACTIVITIES_PER_CALL or size + encoded > MAX_BODY_BYTES):
-            yield current
-            current, size = [], 0
-        current.append(item)
-        size += encoded
-    if current:
-        yield current
+    return sized_chunks(
+        items, lambda item: encoded_size(item[1]), max_items=MAX_ACTIVITIES_PER_CALL
+    )
 
 
 def send_activities(
