@@ -27,8 +27,10 @@ ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
 
 OBJECT_FIELDS = ("context", "properties", "traits", "integrations")
 
-# One encoder for every event: json.dumps with options builds a new one per call.
-_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+# One encoder for every event: json.dumps with options builds a new one per call. A message
+# parsed from JSON cannot refer to itself, so the circular-reference bookkeeping is skipped
+# (nesting too deep still raises RecursionError).
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False, check_circular=False).encode
 
 
 def new_message_id() -> str:
