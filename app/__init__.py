@@ -44,4 +44,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     ops.init_app(app)
     lists_api.init_app(app)
     worker.init_app(app)
+    cli.guard(app)
     return app

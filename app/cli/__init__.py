@@ -6,6 +6,7 @@ from flask import Flask
 
 from app.cli import backoffice as backoffice_cli
 from app.cli import db as db_commands
+from app.cli.common import guard_commands
 from app.cli.config import config_cli
 from app.cli.demo import demo_command
 from app.cli.keys import keys_cli
@@ -18,3 +19,8 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(demo_command)
     backoffice_cli.init_app(app)
     db_commands.init_app(app)
+
+
+def guard(app: Flask) -> None:
+    """Turn gateway errors in every registered command into one line and exit code 1."""
+    guard_commands(app.cli)

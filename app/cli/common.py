@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import click
 from flask import current_app
 
+from app.errors import GatewayError
 from app.errors import SettingsInvalid
 from app.settings import SettingsFileError
 from app.settings import SettingsHolder
@@ -54,3 +56,32 @@ def edit(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     except (KeyError, ValueError) as exc:
         fail(exc.args[0] if exc.args else str(exc))
     raise AssertionError("unreachable")
+
+
+def guard_commands(group: click.Group) -> None:
+    """Make every command under `group` end in one line and exit 1 on a gateway error.
+
+    Commands that need settings, the store or Marketo raise `GatewayError`s (settings invalid,
+    store unreachable, Marketo refused); without this a user would get a traceback.
+    """
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            guard_commands(command)
+        elif command.callback is not None and not getattr(command.callback, "guarded", False):
+            command.callback = _guarded(command.callback)
+
+
+def _guarded(callback: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except SettingsInvalid as exc:
+            for problem in exc.problems:
+                click.echo(f"  {problem}", err=True)
+            fail("settings are invalid; fix them with `flask config` (see the problems above)")
+        except GatewayError as exc:
+            fail(exc.message)
+
+    run.guarded = True  # type: ignore[attr-defined]
+    return run

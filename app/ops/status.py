@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask
 
+from app.errors import GatewayError
 from app.outbox import get_store
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ def build_status(app: Flask, now: float | None = None) -> dict[str, Any]:
     for name, provider in app.extensions.get("status_providers", {}).items():
         try:
             status.update(provider())
+        except GatewayError as exc:
+            status[name] = {"error": exc.message}
         except Exception as exc:  # one broken provider must not hide the others
             log.exception("status provider %s failed", name)
             status[name] = {"error": f"{type(exc).__name__}: {exc}"}

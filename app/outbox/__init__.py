@@ -48,12 +48,14 @@ def open_store(url: str, base_dir: Path, dedupe_window_s: float = 24 * 3600.0) -
 
 
 def _open_for(app: Flask) -> Store:
-    try:
-        settings = app.extensions["settings"].get()
-        url = settings.store_url or default_store_url(app)
-        window = settings.intake.dedupe_window_h * 3600.0
-    except SettingsInvalid:
-        url, window = default_store_url(app), 24 * 3600.0
+    """Open the store the settings name.
+
+    :raises SettingsInvalid: no valid settings yet; never a guessed store, or events acked
+        meanwhile would land in a file the operator did not configure.
+    """
+    settings = app.extensions["settings"].get()
+    url = settings.store_url or default_store_url(app)
+    window = settings.intake.dedupe_window_h * 3600.0
     store = open_store(url, Path(app.instance_path).parent, window)
     log.info("outbox opened: %s", type(store).__name__)
     return store

@@ -192,7 +192,9 @@ class SettingsHolder:
                     self._stamp = stamp
         value = self._value
         if isinstance(value, SettingsInvalid):
-            raise value
+            # A fresh exception each time: re-raising the cached one would grow its traceback
+            # (and keep every raising frame alive) for as long as the file stays invalid.
+            raise SettingsInvalid(list(value.problems))
         return value
 
     def raw(self) -> dict[str, Any]:
