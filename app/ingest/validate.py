@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from datetime import UTC
@@ -59,14 +60,32 @@ def _id(item: dict[str, Any], name: str) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise _fail("bad_id", f"{name} must be a string")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _fail("bad_id", f"{name} must be a string")
     if not isinstance(value, str):
         value = str(value)
         item[name] = value
     if not value:
         del item[name]
         return None
+    return _checked_id(name, value)
+
+
+def _checked_id(name: str, value: str) -> str:
+    """Return an id string within the length limit that a database column can hold.
+
+    JSON can spell a lone UTF-16 surrogate (`"\\ud800"`) or NUL, which no UTF-8 text column
+    (SQLite, PostgreSQL) stores: refused here, so the event is a 4xx and not a 500.
+    """
     if len(value) > MAX_ID_CHARS:
         raise _fail("id_too_long", f"{name} is longer than {MAX_ID_CHARS} characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise _fail("bad_id", f"{name} is not valid Unicode text") from exc
+    if "\x00" in value:
+        raise _fail("bad_id", f"{name} must not contain NUL characters")
     return value
 
 
@@ -179,8 +198,8 @@ def normalise(
         message_id = item["messageId"] = new_message_id()
     elif not isinstance(message_id, str):
         raise _fail("bad_id", "messageId must be a string")
-    elif len(message_id) > MAX_ID_CHARS:
-        raise _fail("id_too_long", f"messageId is longer than {MAX_ID_CHARS} characters")
+    else:
+        _checked_id("messageId", message_id)
     timestamp = item.get("timestamp")
     timestamp = received_iso if timestamp is None else parse_timestamp(timestamp)
     item["timestamp"] = timestamp

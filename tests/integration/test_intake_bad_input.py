@@ -38,6 +38,12 @@ def bomb() -> bytes:
 # (name, method, path, headers, raw body, expected status)
 CASES: list[tuple[str, str, str, dict[str, str], bytes, int]] = [
     ("no auth", "POST", "/v1/track", JSON, body(OK_TRACK), 401),
+    ("lone surrogate userId", "POST", "/v1/track", {**JSON, **AUTH}, b'{"userId": "\\ud800", "event": "E"}', 400),
+    ("lone surrogate anonymousId", "POST", "/v1/track", {**JSON, **AUTH}, b'{"anonymousId": "a\\udfff", "event": "E"}', 400),
+    ("lone surrogate messageId", "POST", "/v1/track", {**JSON, **AUTH}, b'{"userId": "u1", "event": "E", "messageId": "\\ud83d"}', 400),
+    ("NUL in userId", "POST", "/v1/track", {**JSON, **AUTH}, b'{"userId": "u\\u0000", "event": "E"}', 400),
+    ("NaN userId", "POST", "/v1/track", {**JSON, **AUTH}, b'{"userId": NaN, "event": "E"}', 400),
+    ("infinite userId", "POST", "/v1/track", {**JSON, **AUTH}, b'{"userId": 1e400, "event": "E"}', 400),
     ("wrong server key", "POST", "/v1/track", {**JSON, **basic_auth("sk_nope")}, body(OK_TRACK), 401),
     ("browser key as basic user", "POST", "/v1/track", {**JSON, **basic_auth(BROWSER_KEY)}, body(OK_TRACK), 401),
     ("bearer instead of basic", "POST", "/v1/track", {**JSON, "Authorization": f"Bearer {SERVER_KEY}"}, body(OK_TRACK), 401),
@@ -119,6 +125,18 @@ def test_bad_input_gets_a_4xx_error_and_stores_nothing(
     assert error["error"]["code"] and error["error"]["message"]
     counts = store.counts(0)
     assert counts["pending"] == counts["held"] == 0 and counts["dropped"] == {}
+
+
+def test_a_batch_item_with_an_unstorable_id_is_rejected_alone(client, store):
+    raw = (
+        b'{"batch": [{"type": "track", "userId": "u1", "event": "A", "messageId": "good-1"},'
+        b' {"type": "track", "userId": "\\ud800", "event": "A", "messageId": "bad-1"}]}'
+    )
+    response = client.post("/v1/batch", data=raw, headers={**JSON, **AUTH})
+    assert response.status_code == 200
+    assert [(r["index"], r["code"]) for r in response.get_json()["rejected"]] == [(1, "bad_id")]
+    assert [e.event.message_id for e in store.find("good-1")] == ["good-1"]
+    assert store.find("bad-1") == []
 
 
 def test_there_are_at_least_forty_kinds_of_bad_input():
