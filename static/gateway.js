@@ -253,6 +253,11 @@
     }
   }
 
+  // Company traits (Segment's group call); recorded by the gateway, not sent to Marketo.
+  function group(groupId, traits) {
+    send('group', { groupId, traits: traits || {} });
+  }
+
   function alias(to, from) {
     const previousId = from || userId || anonymousId;
     setUser(to);
@@ -262,7 +267,7 @@
   // gateway('track', ...) and gateway.track(...) alike; each method is kept safe.
   const api = safe((method, ...args) => api[method](...args));
   // Names spelled out: the minified build renames functions.
-  for (const [name, method] of Object.entries({ page, track, identify, alias })) {
+  for (const [name, method] of Object.entries({ page, track, identify, alias, group })) {
     api[name] = safe(method);
   }
   api.VERSION = VERSION;

@@ -144,3 +144,15 @@ def test_cors_refuses_a_foreign_origin(site, foreign_host):
     assert foreign.evaluate(read) == "blocked: TypeError"
     hits = [h for h in site.gateway.recorder.hits() if h.path == "/v1/form-config"]
     assert [h.headers.get("Origin") for h in hits] == [site.webhost.origin, foreign_host.origin]
+
+
+def test_group_queued_before_load_reaches_the_gateway(site):
+    """gateway.group() exists on the snippet's stub and becomes a /v1/g beacon."""
+    site.open("gateway.group('org_7', {name: 'Acme', plan: 'pro'});")
+    site.gateway.recorder.wait_for(lambda hs: site.gateway.beacons("g"), WAIT_S, "group beacon")
+    beacon = site.gateway.beacons("g")[0]
+    body = beacon.json()
+    assert (body["type"], body["groupId"]) == ("group", "org_7")
+    assert body["traits"] == {"name": "Acme", "plan": "pro"}
+    assert beacon.status == 200
+    assert site.errors == []
