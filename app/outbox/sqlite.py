@@ -37,6 +37,8 @@ from app.outbox.store import Routed
 from app.outbox.store import State
 from app.outbox.store import StoredEvent
 from app.outbox.store import read_counts
+from app.outbox.wal_checkpoint import BACKSTOP_PAGES
+from app.outbox.wal_checkpoint import WalCheckpointer
 
 # How long a connection waits for another process's write lock before giving up.
 BUSY_TIMEOUT_MS = 20_000
@@ -104,6 +106,7 @@ class SqliteStore:
         self._add_pid = os.getpid()
         self.commit_wait_s = commit_wait_s
         self._committer: GroupCommitter[_AddWork, list[bool]] = self._new_committer()
+        self._checkpointer = WalCheckpointer(self._open)
 
     # connections
 
@@ -154,11 +157,13 @@ class SqliteStore:
             self._after_fork()
         rows = [_event_row(routed, now) for routed in items]  # built before queueing, unlocked
         try:
-            return self._committer.submit((items, now, rows))
+            stored = self._committer.submit((items, now, rows))
         except (sqlite3.Error, OSError) as exc:
             raise ServiceUnavailable(
                 f"the outbox could not commit: {exc}", code="store_unavailable"
             ) from exc
+        self._checkpointer.ensure_running()
+        return stored
 
     def _after_fork(self) -> None:
         """Start afresh in a forked child: the parent's leader may have been mid-commit."""
@@ -182,6 +187,8 @@ class SqliteStore:
         """
         if self._add_conn is None:
             self._add_conn = self._open()
+            # Checkpoints run in the background (wal_checkpoint.py), not under the write lock.
+            self._add_conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
         conn = self._add_conn
         ids = json.dumps([routed.event.message_id for items, _, _ in works for routed in items])
         conn.execute("BEGIN IMMEDIATE")
@@ -435,6 +442,7 @@ class SqliteStore:
     def close(self) -> None:
         """Refuse new adds and close this process's connections."""
         self._committer.close()
+        self._checkpointer.stop()
         with self._lock:
             self._plock.close()
             self._add_plock.close()

@@ -312,3 +312,25 @@ def test_an_older_database_is_rebuilt_keeping_ids_above_every_id_used(tmp_path):
         assert "AUTOINCREMENT" not in sql
     finally:
         store.close()
+
+
+def test_committed_events_reach_the_database_file_through_the_background_checkpoint(tmp_path):
+    store = SqliteStore(tmp_path / "o.db")
+    try:
+        add(store, "c1", "c2", "c3")
+        assert store._add_conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 10_000
+        [thread] = [t for t in threading.enumerate() if t.name == "outbox-checkpoint"]
+        deadline = time.monotonic() + 10
+        while store._checkpointer.runs < 1:  # the thread starts after the first commit
+            assert time.monotonic() < deadline, "no checkpoint ran"
+            threading.Event().wait(0.02)  # poll interval, not a wait for an outcome
+        # The database file alone, without its WAL, now holds the three events.
+        (tmp_path / "copy.db").write_bytes((tmp_path / "o.db").read_bytes())
+        conn = sqlite3.connect(tmp_path / "copy.db")
+        try:
+            assert conn.execute("SELECT count(*) FROM events").fetchone() == (3,)
+        finally:
+            conn.close()
+    finally:
+        store.close()
+    assert not thread.is_alive()
