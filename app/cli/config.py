@@ -155,3 +155,8 @@ def validate_command(online: bool) -> None:
     if problems:
         fail(f"{len(problems)} problem(s) found")
     click.echo("settings are valid" + (" and match Marketo" if online else ""))
+    if not holder.get().has_credentials:
+        click.echo(
+            "note: no Marketo credentials (client_id, client_secret): events are accepted and"
+            " kept pending, and nothing is delivered until they are set"
+        )

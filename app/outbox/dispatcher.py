@@ -136,6 +136,7 @@ class Dispatcher:
         self._last_maintenance = float("-inf")
         # Fewer events per batch while Marketo answers 604 (per dispatcher, see reshape.py).
         self._limit = BatchLimit()
+        self._told_no_credentials = False
 
     # One step --------------------------------------------------------------------------------
     def run_once(self, flush: bool = True) -> int:
@@ -148,7 +149,11 @@ class Dispatcher:
             self._last_maintenance = now
             self.maintenance(now)
         if not settings.has_credentials:
+            if not self._told_no_credentials:
+                self._told_no_credentials = True
+                logger.warning("no Marketo credentials: events stay pending until they are set")
             return 0
+        self._told_no_credentials = False
         view = self.shared.limiter(Budget.from_limits(limits), now)
         if view.paused_until is not None and view.paused_until - now > MAX_GATE_WAIT_S:
             return 0  # parked (607, bad credentials, long back-off): intake keeps accepting

@@ -200,6 +200,17 @@ def test_validate_prints_every_problem(runner, settings_path):
     assert "2 problem(s)" in result.output
 
 
+def test_validate_says_when_nothing_can_be_delivered(runner, write_settings):
+    """Valid settings without Marketo credentials are accepted, with a note on what it means."""
+    write_settings()
+    bare = runner.invoke(args=["config", "validate"])
+    assert bare.exit_code == 0
+    assert "note: no Marketo credentials" in bare.output
+    write_settings(client_id="cid-1", client_secret="sec-1")
+    ready = runner.invoke(args=["config", "validate"])
+    assert ready.exit_code == 0 and "note:" not in ready.output
+
+
 def test_keys_create_list_revoke(runner, settings_path):
     made = runner.invoke(args=["keys", "create", "--kind", "server", "--label", "crm", "--json"])
     assert made.exit_code == 0, made.output
