@@ -176,13 +176,26 @@ class IpRateLimiter:
             return 0.0
 
 
+def client_ip(proxy_hops: int) -> str:
+    """Return the caller's address: the socket peer, or behind `proxy_hops` trusted proxies the
+    address the outermost of them saw (X-Forwarded-For, counted from the right, so entries a
+    client wrote itself are never taken)."""
+    if proxy_hops > 0:
+        forwarded = request.headers.get("X-Forwarded-For", "").split(",")
+        hops = [part.strip() for part in forwarded if part.strip()]
+        if len(hops) >= proxy_hops:
+            return hops[-proxy_hops]
+    return request.remote_addr or "-"
+
+
 def check_ip_rate(key: SourceKey, rule: tuple[int, float]) -> None:
     """Charge one request to the caller's IP for this browser key.
 
     :raises TooManyRequests: the IP is over the rule; `retry_after` says when to return.
     """
     limiter: IpRateLimiter = current_app.extensions["ip_rate_limiter"]
-    wait = limiter.hit(key.id, request.remote_addr or "-", rule)
+    ip = client_ip(current_settings().intake.proxy_hops)
+    wait = limiter.hit(key.id, ip, rule)
     if wait > 0:
         raise TooManyRequests("too many requests from this address", retry_after=wait)
 

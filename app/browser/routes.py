@@ -21,6 +21,7 @@ from app.http import IpRateLimiter
 from app.http import apply_cors
 from app.http import browser_key_from
 from app.http import check_origin
+from app.http import client_ip
 from app.http import current_settings
 from app.http import preflight_response
 from app.http import read_json_body
@@ -97,7 +98,7 @@ def munchkin_hash() -> Response:
     g.browser_key = key
     check_origin(key)
     limiter: IpRateLimiter = current_app.extensions["hash_rate_limiter"]
-    wait = limiter.hit(key.id, request.remote_addr or "-", HASH_RATE)
+    wait = limiter.hit(key.id, client_ip(settings.intake.proxy_hops), HASH_RATE)
     if wait > 0:
         raise TooManyRequests("too many hash requests from this address", retry_after=wait)
     if settings.identify_mode != "associate_lead" or not settings.api_private_key:

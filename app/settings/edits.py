@@ -161,5 +161,6 @@ def initial_document(munchkin_id: str) -> dict[str, Any]:
             "max_batch_bytes": 512000,
             "browser_rate_per_ip": "60/minute",
             "dedupe_window_h": 24,
+            "proxy_hops": 0,
         },
     }

@@ -113,6 +113,9 @@ class IntakeLimits:
     max_batch_bytes: int = 512000
     browser_rate_per_ip: str = "60/minute"
     dedupe_window_h: float = 24.0
+    # Reverse proxies in front of the gateway whose X-Forwarded-For entries are trusted; 0 = the
+    # socket peer is the client. Behind a load balancer every visitor would otherwise share its IP.
+    proxy_hops: int = 0
 
     @property
     def browser_rate(self) -> tuple[int, float]:

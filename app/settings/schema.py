@@ -50,6 +50,7 @@ INTAKE_BOUNDS: dict[str, tuple[float, float, type]] = {
     "max_event_bytes": (256, 1_048_576, int),
     "max_batch_bytes": (1024, 16_777_216, int),
     "dedupe_window_h": (0, 24 * 30, float),
+    "proxy_hops": (0, 10, int),
 }
 
 TOP_LEVEL_KEYS = frozenset(

@@ -129,6 +129,29 @@ def test_browser_rate_limit_answers_429_with_retry_after(write_settings, client,
     assert codes[2].get_json()["error"]["code"] == "rate_limited"
 
 
+def beacons_from(client, forwarded_for: str, n: int) -> list[int]:
+    """Send n page beacons through a proxy that reports `forwarded_for`; return the statuses."""
+    headers = {**BEACON_HEADERS, "X-Forwarded-For": forwarded_for}
+    body = beacon_body(anonymousId="a", name="P")
+    return [client.post("/v1/p", data=body, headers=headers).status_code for _ in range(n)]
+
+
+def test_behind_a_trusted_proxy_each_visitor_has_their_own_rate(write_settings, client, store):
+    """With proxy_hops=1 the limit applies to the address the proxy saw, not to the proxy."""
+    write_settings(intake={"browser_rate_per_ip": "2/minute", "proxy_hops": 1})
+    assert beacons_from(client, "198.51.100.1", 3) == [200, 200, 429]
+    assert beacons_from(client, "198.51.100.2", 2) == [200, 200]
+    # A client cannot escape its bucket by writing its own X-Forwarded-For entries.
+    assert beacons_from(client, "10.9.9.9, 198.51.100.1", 1) == [429]
+
+
+def test_without_proxy_hops_forwarded_for_is_ignored(write_settings, client, store):
+    """By default the socket peer is the client: a made-up X-Forwarded-For changes nothing."""
+    write_settings(intake={"browser_rate_per_ip": "2/minute"})
+    assert beacons_from(client, "198.51.100.1", 2) == [200, 200]
+    assert beacons_from(client, "198.51.100.2", 1) == [429]
+
+
 @pytest.mark.parametrize(
     ("body", "state", "reason"),
     [

@@ -56,6 +56,7 @@ BAD_SETTINGS = [
     ({"limits": {"quota_reset_tz": "Mars/Olympus"}}, "limits.quota_reset_tz: 'Mars/Olympus'"),
     ({"limits": {"burst": 3}}, "limits.burst: is not a known setting"),
     ({"intake": {"browser_rate_per_ip": "lots"}}, "intake.browser_rate_per_ip: must look like"),
+    ({"intake": {"proxy_hops": -1}}, "intake.proxy_hops: must be an integer from 0 to 10"),
     ({"lead_lookup": ["email", "phone"]}, "lead_lookup: unknown lookup 'phone'"),
     ({"lead_lookup": ["email", "email"]}, "lead_lookup: lists a lookup twice"),
     ({"lead_fields": {"user_id": "user id"}}, "lead_fields.user_id: must be a Marketo field"),
