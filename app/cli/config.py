@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import click
 from flask import current_app
@@ -20,6 +21,7 @@ from app.settings import masked
 from app.settings import parse
 from app.settings import validate
 from app.settings import write_raw
+from app.settings.describe import KEY_HELP
 from app.settings.edits import initial_document
 from app.settings.edits import map_event
 from app.settings.edits import map_field
@@ -72,7 +74,10 @@ def show_command(as_json: bool) -> None:
         echo_json(data)
     else:
         for key in sorted(data):
-            click.echo(f"{key} = {click.style(repr(data[key]), bold=True)}")
+            if key in KEY_HELP:
+                click.echo(f"# {KEY_HELP[key]}")
+            value = json.dumps(data[key], ensure_ascii=False, sort_keys=True)
+            click.echo(f"{key} = {click.style(value, bold=True)}")
     for problem in problems:
         click.echo(f"problem: {problem}", err=True)
 

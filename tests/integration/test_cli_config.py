@@ -200,6 +200,17 @@ def test_validate_prints_every_problem(runner, settings_path):
     assert "2 problem(s)" in result.output
 
 
+def test_show_explains_each_key_and_prints_json_values(runner, write_settings):
+    """Text output: a comment line per key, then `key = value` as JSON (what `set` accepts)."""
+    write_settings(merge_on_alias=True, intake={"proxy_hops": 1})
+    lines = runner.invoke(args=["config", "show"]).output.splitlines()
+    at = lines.index("merge_on_alias = true")
+    assert lines[at - 1] == "# alias merges the previousId lead into the userId lead"
+    intake = next(line for line in lines if line.startswith("intake = "))
+    assert json.loads(intake.removeprefix("intake = "))["proxy_hops"] == 1
+    assert "lead_partition = null" in lines
+
+
 def test_validate_says_when_nothing_can_be_delivered(runner, write_settings):
     """Valid settings without Marketo credentials are accepted, with a note on what it means."""
     write_settings()
