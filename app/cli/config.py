@@ -158,7 +158,8 @@ def validate_command(online: bool) -> None:
     for problem in problems:
         click.echo(problem)
     if problems:
-        fail(f"{len(problems)} problem(s) found")
+        skipped = " (the checks against Marketo run once these are fixed)" if online else ""
+        fail(f"{len(problems)} problem(s) found{skipped}")
     click.echo("settings are valid" + (" and match Marketo" if online else ""))
     if not holder.get().has_credentials:
         click.echo(

@@ -198,6 +198,9 @@ def test_validate_prints_every_problem(runner, settings_path):
     assert "munchkin_id:" in result.output
     assert "limits.concurrency:" in result.output
     assert "2 problem(s)" in result.output
+    online = runner.invoke(args=["config", "validate", "--online"])
+    assert online.exit_code == 1
+    assert "the checks against Marketo run once these are fixed" in online.output
 
 
 def test_show_explains_each_key_and_prints_json_values(runner, write_settings):
