@@ -319,7 +319,8 @@ def test_committed_events_reach_the_database_file_through_the_background_checkpo
     try:
         add(store, "c1", "c2", "c3")
         assert store._add_conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 10_000
-        [thread] = [t for t in threading.enumerate() if t.name == "outbox-checkpoint"]
+        thread = store._checkpointer._thread
+        assert thread is not None and thread.name == "outbox-checkpoint" and thread.is_alive()
         deadline = time.monotonic() + 10
         while store._checkpointer.runs < 1:  # the thread starts after the first commit
             assert time.monotonic() < deadline, "no checkpoint ran"
