@@ -71,7 +71,8 @@ class Load:
     def stop(self) -> None:
         self._stop.set()
         for t in self._threads:
-            t.join(15)
+            if t.ident is not None:  # started: a failure before start() must still stop servers
+                t.join(15)
 
 
 def test_no_acknowledged_event_is_lost_to_kill_9(write_settings, settings_path):
