@@ -111,10 +111,12 @@ def form_config(settings: Settings) -> dict[str, Any]:
 
 def render_loader(settings: Settings, key: SourceKey, gateway_url: str) -> str:
     """Render `GET /v1/loader.js` for one browser key (needs an app context)."""
-    # Compact JSON, keys sorted as |tojson would (the field map's order is its precedence), and
-    # HTML-safe like |tojson, so a pasted inline copy cannot close a <script> element.
+    # Compact JSON in the order built, since the field map's order is its precedence (the
+    # library takes the first non-empty trait per field: standard names, then Segment's
+    # aliases, then custom traits); HTML-safe like |tojson, so a pasted inline copy cannot
+    # close a <script> element.
     config = htmlsafe_json_dumps(
-        public_config(settings, key, gateway_url), sort_keys=True, separators=(",", ":")
+        public_config(settings, key, gateway_url), sort_keys=False, separators=(",", ":")
     )
     return render_template("loader.js.j2", config=config, library=served_library())
 

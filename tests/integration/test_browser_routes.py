@@ -67,6 +67,10 @@ def test_loader_serves_the_library_with_the_keys_public_config(client, write_set
     assert fields["email"] == "Email" and fields["dateOfBirth"] == "DateofBirth"
     assert fields["gender"] == "MarketoSocialGender" and fields["address.zip"] == "PostalCode"
     assert fields["plan.tier"] == "planTier" and fields["job"] == "Title"
+    # The map's order is its precedence: standard names, then Segment aliases, then custom.
+    order = list(fields)
+    assert order[0] == "email" and order.index("dateOfBirth") < order.index("birthday")
+    assert order.index("postalCode") < order.index("address.zip") < order.index("plan.tier")
 
 
 def test_loader_falls_back_to_the_requested_host_without_public_url(client):
