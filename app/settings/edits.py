@@ -138,10 +138,17 @@ def revoke_key(raw: dict[str, Any], key_id: str) -> dict[str, Any]:
 
 
 def initial_document(munchkin_id: str) -> dict[str, Any]:
-    """Return a fresh settings document with a signing secret and every section present."""
+    """Return a fresh settings document with a signing secret and every section present.
+
+    Keys an operator has to fill in are present as null placeholders (`flask config set`).
+    """
     return {
         "munchkin_id": munchkin_id,
         "public_url": None,
+        "client_id": None,
+        "client_secret": None,
+        "form_id": None,
+        "form_base_url": None,
         "secret_key": secrets.token_urlsafe(32),
         "keys": [],
         "events": {},

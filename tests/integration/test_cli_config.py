@@ -37,6 +37,9 @@ def test_init_writes_a_valid_private_file_and_refuses_to_overwrite(fresh):
     assert result.exit_code == 0, result.output
     assert os.stat(path).st_mode & 0o777 == 0o600
     assert runner.invoke(args=["config", "validate"]).exit_code == 0
+    written = json.loads(path.read_text())
+    for placeholder in ("public_url", "client_id", "client_secret", "form_id", "form_base_url"):
+        assert written[placeholder] is None
     again = runner.invoke(args=["config", "init"])
     assert again.exit_code == 1
     assert "already exists" in again.output
