@@ -77,10 +77,20 @@ def clean_email(value: object) -> str:
     if (
         not (at and local and domain)
         or len(email) > MAX_EMAIL_CHARS
-        or any(c.isspace() for c in email)
+        or any(c.isspace() or c == "\x00" for c in email)
+        or not _is_utf8(email)
     ):
         raise BadRequest("email must be an email address", code="invalid_email")
     return email
+
+
+def _is_utf8(text: str) -> bool:
+    """Tell whether text encodes as UTF-8 (JSON can spell lone surrogates, which do not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def mint(
@@ -107,6 +117,8 @@ def verify(secret_key: str | None, token: object, *, clock: Clock = time.time) -
     """
     if not isinstance(token, str) or not token:
         raise BadToken("token is missing")
+    if not token.isascii():  # tokens are URL-safe base64: anything else is not one of ours
+        raise BadToken("the identity token is not valid")
     serializer = _serializer(secret_key, clock)
     try:
         payload, signed_at = serializer.loads(token, max_age=MAX_TTL_S, return_timestamp=True)

@@ -189,6 +189,11 @@ def test_hash_refuses_unknown_keys_and_foreign_origins(client, write_settings):
     assert "Access-Control-Allow-Origin" not in foreign.headers
     assert client.post("/v1/hash", data="[1]", content_type="text/plain").status_code == 400
     assert client.post("/v1/hash", data="{", content_type="text/plain").status_code == 400
+    surrogate = '{"k": "' + BROWSER_KEY + '", "token": "\\ud800"}'
+    odd = client.post(
+        "/v1/hash", data=surrogate, content_type="text/plain", headers={"Origin": BROWSER_ORIGIN}
+    )
+    assert odd.status_code == 400 and odd.json["error"]["code"] == "bad_token"
 
 
 def test_hash_is_rate_limited_per_address(client, write_settings):
@@ -231,9 +236,13 @@ def test_identity_tokens_need_a_server_key_and_work_in_hash(client, write_settin
         ({}, "invalid_email"),
         ({"email": "nope"}, "invalid_email"),
         ({"email": EMAIL, "ttl": 0}, "invalid_ttl"),
+        ('{"email": "\\ud800@example.com"}', "invalid_email"),
+        ('{"email": "a\\u0000@example.com"}', "invalid_email"),
     ],
 )
 def test_identity_tokens_validate_their_input(client, body, code):
-    """Bad input is a 400 with a code, never a 5xx."""
-    response = client.post("/v1/identity-tokens", json=body, headers=basic(SERVER_KEY))
+    """Bad input is a 400 with a code, never a 5xx (raw JSON text can spell lone surrogates)."""
+    raw = body if isinstance(body, str) else json.dumps(body)
+    headers = {**basic(SERVER_KEY), "Content-Type": "application/json"}
+    response = client.post("/v1/identity-tokens", data=raw, headers=headers)
     assert response.status_code == 400 and response.json["error"]["code"] == code
