@@ -21,6 +21,7 @@ from flask import jsonify
 from app import backoffice
 from app.errors import BadRequest
 from app.errors import GatewayError
+from app.errors import ServiceUnavailable
 from app.http import current_settings
 from app.http import read_json_body
 from app.http import server_key_from_auth
@@ -146,6 +147,11 @@ def members(name: str) -> Response:
     server_key_from_auth(settings)
     body = read_json_body(MAX_BODY_BYTES)
     add, remove, create_missing, create_list = _parse(body, settings.lead_lookup_field)
+    if not settings.has_credentials:
+        raise ServiceUnavailable(
+            "Marketo is not configured: set client_id and client_secret",
+            code="marketo_not_configured",
+        )
     try:
         report = update_list(
             name, add, remove, create_missing=create_missing, create_list=create_list

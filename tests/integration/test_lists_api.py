@@ -114,6 +114,15 @@ def test_a_server_key_is_required(lists, fake_marketo):
     assert fake_marketo.calls == []
 
 
+def test_without_credentials_the_api_says_marketo_is_not_configured(fake_marketo, bo_app_factory):
+    """No client id/secret: a 503 naming the missing settings, and no call to Marketo."""
+    app = bo_app_factory(client_id=None, client_secret=None)
+    response = Lists(app.test_client()).members("VIP", {"add": ["a@x.io"]})
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "marketo_not_configured"
+    assert fake_marketo.calls == []
+
+
 def test_unknown_list_without_creation_is_404(fake_marketo, bo_app_factory):
     """With create_missing off, naming a list that does not exist is a 404."""
     app = bo_app_factory(lists={"folder": {"type": "Folder", "id": 31}, "create_missing": False})
