@@ -137,15 +137,17 @@ class Delivery:
         resolved = self.resolver.resolve(whos, create=False)
         for stored, result in zip(aliases, resolved, strict=True):
             previous = stored.event.payload.get("previousId")
-            merged = self.extras.merge_alias(stored, result.lead_id)  # before link: needs both
+            # A browser key is public: its alias may join an anonymous visitor to a user, but
+            # never re-point another user id or merge leads (anyone could name any previousId).
+            trusted = stored.event.source_kind == "server"
+            merged = self.extras.merge_alias(stored, result.lead_id) if trusted else None
             if merged is not None and merged.status == RETRY:
                 outcomes[stored.id] = merged
                 continue
             if previous and result.lead_id is not None:
                 previous = str(previous)
-                self.resolver.link(
-                    [("anonymousId", previous), ("userId", previous)], result.lead_id
-                )
+                kinds = ("anonymousId", "userId") if trusted else ("anonymousId",)
+                self.resolver.link([(kind, previous) for kind in kinds], result.lead_id)
             self._link(str(previous) if previous else None, stored.event.user_id)
             outcomes[stored.id] = merged or OK
         return outcomes
@@ -153,8 +155,14 @@ class Delivery:
     def _extras(
         self, events: Sequence[StoredEvent], outcomes: dict[int, Outcome]
     ) -> dict[int, Outcome]:
-        """Audience membership and campaign triggers, combined with each event's outcome."""
-        enabled = [s for s in events if not disabled(s.event.payload)]
+        """Audience membership and campaign triggers, combined with each event's outcome.
+
+        Only for server-key events: a browser key is public, and a beacon must not send a
+        campaign email (with token values it chose) to any address, or edit list membership.
+        """
+        enabled = [
+            s for s in events if s.event.source_kind == "server" and not disabled(s.event.payload)
+        ]
         try:
             extra = self.extras.deliver(enabled)
         except (Retryable, TooLarge) as exc:

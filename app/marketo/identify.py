@@ -8,6 +8,7 @@ from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from typing import Any
 
 from app.marketo.client import MarketoClient
@@ -96,6 +97,13 @@ class Identifier:
         for stored in events:
             message = stored.event.payload
             who = who_of(message)
+            if stored.event.source_kind == "browser" and self.settings.identify_mode == (
+                "associate_lead"
+            ):
+                # In this mode only a hash from an identity token may tie a browser to a lead
+                # (the page calls associateLead); an unauthenticated beacon naming an email
+                # must not do it server-side.
+                who = replace(who, cookie=None)
             try:
                 fields = lead_fields(message, self.settings)
             except CoercionError as exc:
@@ -111,7 +119,7 @@ class Identifier:
             upsert.fields.update(fields)
             upsert.event_ids.append(stored.id)
             upsert.whos.append(who)
-        todo = self._changed(list(upserts.values()), outcomes)
+        todo = self._changed(list(upserts.values()), outcomes, link)
         groups: dict[tuple[str, str], list[Upsert]] = {}
         for upsert in todo:
             groups.setdefault((upsert.action, upsert.lookup_field), []).append(upsert)
@@ -140,8 +148,17 @@ class Identifier:
                     self._settle([upsert], outcomes, OK if error is None else failed(error))
         return outcomes
 
-    def _changed(self, upserts: list[Upsert], outcomes: dict[int, Outcome]) -> list[Upsert]:
-        """Drop writes whose fields equal the last ones sent for that lead (no call needed)."""
+    def _changed(
+        self,
+        upserts: list[Upsert],
+        outcomes: dict[int, Outcome],
+        link: Callable[[str | None, str | None], None],
+    ) -> list[Upsert]:
+        """Drop writes whose fields equal the last ones sent for that lead (no call needed).
+
+        Their identities, cookies and held events are still recorded: the same traits can come
+        from a new browser or a new anonymousId.
+        """
         for upsert in upserts:
             if upsert.lookup_field == "id":
                 upsert.lead_id = int(upsert.fields["id"])
@@ -152,6 +169,7 @@ class Identifier:
         todo = []
         for upsert in upserts:
             if upsert.lead_id is not None and hashes.get(upsert.lead_id) == self._hash(upsert):
+                self._record(upsert, upsert.lead_id, link)
                 self._settle([upsert], outcomes, OK)
             else:
                 todo.append(upsert)
@@ -184,9 +202,16 @@ class Identifier:
                 return Transient(str(error), marketo_code=error.marketo_code)
             return error
         lead_id = int(row["id"])
+        self.shared.put_trait_hashes(self.scope, {lead_id: self._hash(upsert)})
+        self._record(upsert, lead_id, link)
+        return None
+
+    def _record(
+        self, upsert: Upsert, lead_id: int, link: Callable[[str | None, str | None], None]
+    ) -> None:
+        """Cache the identities of a written lead, tie its cookies, release its held events."""
         identities = [i for who in upsert.whos for i in who.all() if i[0] != "cookie"]
         self.resolver.link(identities, lead_id)
-        self.shared.put_trait_hashes(self.scope, {lead_id: self._hash(upsert)})
         cookies = [(who.cookie, lead_id) for who in upsert.whos if who.cookie]
         if cookies:
             try:
@@ -195,4 +220,3 @@ class Identifier:
                 logger.warning("cookie association postponed: %s", exc)
         for who in upsert.whos:
             link(who.anonymous_id, who.user_id)
-        return None

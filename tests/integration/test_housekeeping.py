@@ -91,3 +91,21 @@ def test_no_late_release_when_lookup_does_not_use_the_anonymous_id(delivery):
 
     assert delivery.state_of(late) == ("held", None)
     assert delivery.fake.activities == []
+
+
+def test_an_unchanged_identify_from_a_new_visitor_still_releases_its_events(delivery):
+    """Same traits cost no lead write, but the new anonymousId is still linked and released."""
+    # anonymousId not written to a lead field, so the second identify's fields are unchanged.
+    ids = {"user_id": "userId", "anonymous_id": None}
+    delivery.configure(track_anonymous=False, lead_fields=ids)
+    traits = {"email": "ann.lee@example.com"}
+    delivery.add("identify", userId="u1", anonymousId="anon-1", traits=traits)
+    assert delivery.drain() == 1
+    held = delivery.add(
+        "track", state=State.HELD, anonymousId="anon-2", event="Signed Up", properties={}
+    )
+    delivery.add("identify", userId="u1", anonymousId="anon-2", traits=traits)
+    delivery.drain()
+
+    assert delivery.state_of(held) == ("delivered", None)
+    assert len(delivery.fake.calls_to("/leads.json")) == 1  # the second identify wrote nothing
