@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import threading
@@ -159,21 +160,36 @@ class IpRateLimiter:
         self._lock = threading.Lock()
         self._max_entries = max_entries
 
-    def hit(self, key_id: str, ip: str, rule: tuple[int, float]) -> float:
-        """Spend one request; return 0 when allowed, else seconds until the next is allowed."""
+    def hit(self, key_id: str, ip: str, rule: tuple[int, float], cost: int = 1) -> float:
+        """Spend `cost` (events); return 0 when allowed, else seconds until it would be.
+
+        IPv6 callers are counted per /64, the block one subscriber usually holds, so walking
+        through addresses of one's own block does not reset the budget.
+        """
         count, period = rule
         rate = count / period
         now = self._clock()
+        bucket = (key_id, _subscriber(ip))
         with self._lock:
             if len(self._buckets) >= self._max_entries:
                 self._buckets.clear()
-            tokens, last = self._buckets.get((key_id, ip), (float(count), now))
+            tokens, last = self._buckets.get(bucket, (float(count), now))
             tokens = min(float(count), tokens + (now - last) * rate)
-            if tokens < 1.0:
-                self._buckets[(key_id, ip)] = (tokens, now)
-                return (1.0 - tokens) / rate
-            self._buckets[(key_id, ip)] = (tokens - 1.0, now)
+            if tokens < cost:
+                self._buckets[bucket] = (tokens, now)
+                return (cost - tokens) / rate
+            self._buckets[bucket] = (tokens - cost, now)
             return 0.0
+
+
+def _subscriber(ip: str) -> str:
+    """Return the address itself for IPv4, its /64 network for IPv6."""
+    if ":" not in ip:
+        return ip
+    try:
+        return str(ipaddress.IPv6Network(f"{ip}/64", strict=False))
+    except ValueError:
+        return ip
 
 
 def client_ip(proxy_hops: int) -> str:
@@ -188,14 +204,20 @@ def client_ip(proxy_hops: int) -> str:
     return request.remote_addr or "-"
 
 
-def check_ip_rate(key: SourceKey, rule: tuple[int, float]) -> None:
-    """Charge one request to the caller's IP for this browser key.
+def check_ip_rate(key: SourceKey, rule: tuple[int, float], events: int = 1) -> None:
+    """Charge `events` to the caller's IP for this browser key (a batch costs each event).
 
+    :raises PayloadTooLarge: more events in one request than the rule allows at all.
     :raises TooManyRequests: the IP is over the rule; `retry_after` says when to return.
     """
+    if events > rule[0]:
+        raise PayloadTooLarge(
+            f"a browser request may carry at most {rule[0]} events (intake.browser_rate_per_ip)",
+            code="too_many_events",
+        )
     limiter: IpRateLimiter = current_app.extensions["ip_rate_limiter"]
     ip = client_ip(current_settings().intake.proxy_hops)
-    wait = limiter.hit(key.id, ip, rule)
+    wait = limiter.hit(key.id, ip, rule, max(1, events))
     if wait > 0:
         raise TooManyRequests("too many requests from this address", retry_after=wait)
 

@@ -122,7 +122,8 @@ def _browser_key(settings: Settings, body: Any) -> SourceKey:
     key = browser_key_from(settings, value)
     g.browser_key = key
     check_origin(key)
-    check_ip_rate(key, settings.intake.browser_rate)
+    batch = body.get("batch")
+    check_ip_rate(key, settings.intake.browser_rate, len(batch) if isinstance(batch, list) else 1)
     return key
 
 

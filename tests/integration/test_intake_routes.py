@@ -129,6 +129,34 @@ def test_browser_rate_limit_answers_429_with_retry_after(write_settings, client,
     assert codes[2].get_json()["error"]["code"] == "rate_limited"
 
 
+def browser_batch(client, n: int, remote: str = "127.0.0.1"):
+    """Send one browser batch of n page events from `remote`; return the response."""
+    items = [{"type": "page", "anonymousId": f"a{i}", "name": "P"} for i in range(n)]
+    body = json.dumps({"writeKey": BROWSER_KEY, "batch": items})
+    environ = {"REMOTE_ADDR": remote}
+    return client.post("/v1/batch", data=body, headers=BEACON_HEADERS, environ_base=environ)
+
+
+def test_a_browser_batch_costs_each_of_its_events(write_settings, client, store):
+    """The per-IP budget counts events, so one batch cannot carry thousands past it."""
+    write_settings(intake={"browser_rate_per_ip": "5/minute"})
+    assert browser_batch(client, 3).status_code == 200
+    assert browser_batch(client, 3).status_code == 429
+    assert browser_batch(client, 2).status_code == 200
+    too_big = browser_batch(client, 6, remote="198.51.100.9")
+    assert too_big.status_code == 413 and too_big.get_json()["error"]["code"] == "too_many_events"
+    assert store.counts(0)["dropped"] == {"recorded_only": 5}
+
+
+def test_ipv6_callers_share_a_budget_per_slash_64(write_settings, client, store):
+    """Walking through addresses of one /64 does not reset the budget; another /64 has its own."""
+    write_settings(intake={"browser_rate_per_ip": "2/minute"})
+    assert browser_batch(client, 1, remote="2001:db8:1:2::1").status_code == 200
+    assert browser_batch(client, 1, remote="2001:db8:1:2::ffff").status_code == 200
+    assert browser_batch(client, 1, remote="2001:db8:1:2:abcd::7").status_code == 429
+    assert browser_batch(client, 1, remote="2001:db8:1:3::1").status_code == 200
+
+
 def beacons_from(client, forwarded_for: str, n: int) -> list[int]:
     """Send n page beacons through a proxy that reports `forwarded_for`; return the statuses."""
     headers = {**BEACON_HEADERS, "X-Forwarded-For": forwarded_for}
