@@ -13,11 +13,13 @@ import threading
 from collections.abc import Iterable
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from app.outbox import migrations
 from app.outbox.shared import Identity
 from app.outbox.shared_sql import SqlSharedState
+from app.outbox.sqlite import private_file
 
 # SQLite caps bound parameters per statement (999 on older builds); chunk IN lists below that.
 MAX_PARAMS = 500
@@ -42,6 +44,7 @@ class SqliteSharedState(SqlSharedState):
 
     def __init__(self, path: str) -> None:
         self.path = path
+        private_file(Path(path))
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()

@@ -73,6 +73,17 @@ def _event_row(routed: Routed, now: float) -> tuple:
 _AddWork = tuple[Sequence[Routed], float, list[tuple]]
 
 
+def private_file(path: Path) -> None:
+    """Create the database file (and a missing folder) readable by this user only.
+
+    The outbox holds lead data and a live Marketo access token; SQLite would create it with
+    the umask's mode (often world-readable), and its -wal and -shm files copy the database's.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+
+
 class SqliteStore:
     """The `Store` protocol on one SQLite file shared by every process of one machine.
 
@@ -90,7 +101,7 @@ class SqliteStore:
         commit_wait_s: float = COMMIT_WAIT_S,
     ) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)
         #: A repeated messageId newer than this is a duplicate; intake keeps it in line with
         #: `intake.dedupe_window_h`.
         self.dedupe_window_s = dedupe_window_s

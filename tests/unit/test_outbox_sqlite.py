@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -335,3 +336,23 @@ def test_committed_events_reach_the_database_file_through_the_background_checkpo
     finally:
         store.close()
     assert not thread.is_alive()
+
+
+def test_the_outbox_files_are_private_to_their_user(tmp_path):
+    """Lead data and the Marketo token live here: owner-only file and a new folder 0700."""
+    from app.outbox.shared_sqlite import SqliteSharedState
+
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "new-folder" / "outbox.db"
+        store = SqliteStore(path)
+        shared = SqliteSharedState(str(path))
+        store.add([Routed(event("m1"), State.PENDING)], T0)
+        modes = {p.name: p.stat().st_mode & 0o777 for p in path.parent.iterdir()}
+        shared.close()
+        store.close()
+    finally:
+        os.umask(old)
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    assert modes["outbox.db"] == 0o600
+    assert all(mode & 0o077 == 0 for mode in modes.values()), modes
