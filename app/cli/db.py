@@ -14,8 +14,9 @@ from app.cli.common import fail
 from app.errors import SettingsInvalid
 from app.outbox import default_store_url
 from app.outbox import migrations
-from app.outbox.pg import redact
 from app.outbox.sqlite_sql import path_from_url
+from app.settings.redact import redact
+from app.settings.redact import scrub
 
 db_cli = AppGroup("db", help="Create, migrate and inspect the outbox database schema.")
 
@@ -41,7 +42,7 @@ def upgrade_command() -> None:
     try:
         before, after = migrations.upgrade_url(url)
     except Exception as exc:  # one line for the operator, whatever the driver raised
-        fail(f"cannot upgrade {redact(url)}: {type(exc).__name__}: {exc}")
+        fail(f"cannot upgrade {redact(url)}: {type(exc).__name__}: {scrub(str(exc), url)}")
         return
     if before == after:
         click.echo(f"schema already at version {after} (latest)")
@@ -57,7 +58,7 @@ def current_command(as_json: bool) -> None:
     try:
         version = migrations.current_url(url)
     except Exception as exc:  # one line for the operator, whatever the driver raised
-        fail(f"cannot read {redact(url)}: {type(exc).__name__}: {exc}")
+        fail(f"cannot read {redact(url)}: {type(exc).__name__}: {scrub(str(exc), url)}")
         return
     pending = [step.name for step in migrations.pending_steps(version)]
     if as_json:

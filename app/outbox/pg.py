@@ -10,6 +10,9 @@ from urllib.parse import urlunsplit
 
 from psycopg_pool import ConnectionPool
 
+from app.settings.redact import passwords_in
+from app.settings.redact import redact
+
 logger = logging.getLogger(__name__)
 
 # Connections each gateway process keeps open. Web threads share commits (group commit) and the
@@ -46,13 +49,26 @@ def split_url(url: str) -> tuple[str, dict[str, int]]:
     return conninfo, options
 
 
-def redact(url: str) -> str:
-    """Return the URL with any password replaced, for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+class Scrub(logging.Filter):
+    """Replace known passwords in log records (psycopg's pool logs connection errors whole)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(s in message for s in self.secrets):
+            for secret in sorted(self.secrets, key=len, reverse=True):
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, ()
+        return True
+
+
+# One filter on psycopg's loggers; each pool adds the password of its URL.
+_SCRUB = Scrub()
+for _name in ("psycopg", "psycopg.pool"):
+    logging.getLogger(_name).addFilter(_SCRUB)
 
 
 def open_pool(url: str, name: str) -> ConnectionPool:
@@ -61,6 +77,7 @@ def open_pool(url: str, name: str) -> ConnectionPool:
     :raises psycopg_pool.PoolTimeout: the server did not accept a connection in time.
     """
     conninfo, options = split_url(url)
+    _SCRUB.secrets.update(passwords_in(url))
     min_size = options.get("pool_min", DEFAULT_POOL_MIN)
     max_size = max(min_size, options.get("pool_max", DEFAULT_POOL_MAX))
     pool = ConnectionPool(

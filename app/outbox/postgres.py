@@ -27,6 +27,7 @@ from app.outbox.store import Routed
 from app.outbox.store import State
 from app.outbox.store import StoredEvent
 from app.outbox.store import read_counts
+from app.settings.redact import scrub
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class PostgresStore:
     def __init__(self, url: str, dedupe_window_s: float = 24 * 3600.0) -> None:
         #: A repeated messageId newer than this is a duplicate (`intake.dedupe_window_h`).
         self.dedupe_window_s = dedupe_window_s
+        self._url = url  # for scrubbing its password out of driver errors
         try:
             self._pool = open_pool(url, "outbox")
         except PoolTimeout as exc:
@@ -97,7 +99,8 @@ class PostgresStore:
                 yield conn
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise ServiceUnavailable(
-                f"the PostgreSQL outbox is unavailable: {exc}", code="store_unavailable"
+                f"the PostgreSQL outbox is unavailable: {scrub(str(exc), self._url)}",
+                code="store_unavailable",
             ) from exc
 
     # intake
@@ -110,7 +113,8 @@ class PostgresStore:
             return self._committer.submit((items, now))
         except psycopg.Error as exc:
             raise ServiceUnavailable(
-                f"the PostgreSQL outbox could not commit: {exc}", code="store_unavailable"
+                f"the PostgreSQL outbox could not commit: {scrub(str(exc), self._url)}",
+                code="store_unavailable",
             ) from exc
 
     def _commit_adds(self, works: Sequence[tuple[Sequence[Routed], float]]) -> list[list[bool]]:

@@ -23,6 +23,7 @@ from app.outbox import migrations
 from app.outbox.pg import open_pool
 from app.outbox.shared import Identity
 from app.outbox.shared_sql import SqlSharedState
+from app.settings.redact import scrub
 
 
 @functools.cache
@@ -55,6 +56,7 @@ class PostgresSharedState(SqlSharedState):
     _LOCK_ROW = " FOR UPDATE"
 
     def __init__(self, url: str) -> None:
+        self._url = url  # for scrubbing its password out of driver errors
         try:
             self._pool = open_pool(url, "shared")
         except PoolTimeout as exc:
@@ -72,7 +74,8 @@ class PostgresSharedState(SqlSharedState):
                 yield conn
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise ServiceUnavailable(
-                f"PostgreSQL shared state is unavailable: {exc}", code="store_unavailable"
+                f"PostgreSQL shared state is unavailable: {scrub(str(exc), self._url)}",
+                code="store_unavailable",
             ) from exc
 
     @contextmanager

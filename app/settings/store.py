@@ -6,7 +6,6 @@ import copy
 import fcntl
 import json
 import os
-import re
 import tempfile
 import threading
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import Any
 from app.errors import SettingsInvalid
 from app.settings.model import Settings
 from app.settings.parse import parse
+from app.settings.redact import redact
 from app.settings.schema import validate
 
 # Environment variables that win over the file, each naming the setting it fills.
@@ -151,8 +151,8 @@ def masked(raw: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = MASK
     if out.get("client_id"):
         out["client_id"] = str(out["client_id"])[:4] + "…"
-    if isinstance(out.get("store_url"), str):  # postgresql://user:PASSWORD@host/db
-        out["store_url"] = re.sub(r"(://[^:/@]*:)[^/]*@", rf"\1{MASK}@", out["store_url"])
+    if isinstance(out.get("store_url"), str):  # user:PASSWORD@ or ?password=
+        out["store_url"] = redact(out["store_url"], MASK)
     for key in out.get("keys") or []:
         if isinstance(key, dict) and key.get("secret_hash"):
             key["secret_hash"] = MASK

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from tests.conftest import SERVER_KEY
 from tests.fixtures_intake import basic_auth
 
@@ -38,3 +40,31 @@ def test_intake_logs_and_cli_output_hold_no_key(write_settings, app, client, run
     for secret in (SERVER_KEY, "sk_bad", "munchkin-private-key", "cs-value-123"):
         assert secret not in caplog.text
         assert secret not in shown.output + status.output
+
+
+DB_URLS = [
+    "postgresql://gw:Pa55word@127.0.0.1:5432/gateway",
+    "postgresql://gw:Pa55/word?x@127.0.0.1:5432/gateway",
+    "postgresql://gw@127.0.0.1:5432/gateway?sslmode=disable&password=Pa55word",
+    "postgresql://gw:Pa55%zzword@127.0.0.1:5432/gateway",
+]
+
+
+@pytest.mark.parametrize("url", DB_URLS)
+def test_database_passwords_never_reach_config_show_or_db_errors(write_settings, runner, url):
+    """However the password is written in store_url, output and errors mask it."""
+    write_settings(store_url=url)
+    shown = runner.invoke(args=["config", "show", "--json"])
+    assert "Pa55" not in shown.output and "gw" in shown.output
+    failed = runner.invoke(args=["db", "current"])  # unreachable or unparsable: an error line
+    assert "Pa55" not in failed.output
+
+
+@pytest.mark.parametrize("url", DB_URLS)
+def test_redact_and_scrub_find_every_spelling_of_the_password(url):
+    from app.settings.redact import redact
+    from app.settings.redact import scrub
+
+    assert "Pa55" not in redact(url)
+    assert "127.0.0.1" in redact(url)
+    assert scrub(f'driver said: "{url}" / {url.split("@")[0]}', url).count("Pa55") == 0
