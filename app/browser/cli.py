@@ -30,7 +30,8 @@ def pick_browser_key(settings: Settings, key_id: str | None) -> SourceKey:
     """
     browser_keys = [k for k in settings.keys if k.kind == "browser"]
     if key_id is not None:
-        key = settings.key_by_id(key_id)
+        # The key's id (key_...) or its public value (bk_...): `keys create` prints both.
+        key = settings.key_by_id(key_id) or next((k for k in browser_keys if k.key == key_id), None)
         if key is None or key.kind != "browser":
             raise click.ClickException(f"no browser key with id {key_id}; see `flask keys list`")
         return key
@@ -43,7 +44,7 @@ def pick_browser_key(settings: Settings, key_id: str | None) -> SourceKey:
 
 
 @click.command("snippet")
-@click.option("--key", "key_id", help="Browser key id (needed when there are several).")
+@click.option("--key", "key_id", help="Browser key id or value (needed when there are several).")
 @click.option("--url", help="Gateway URL as websites reach it (default: public_url).")
 @with_appcontext
 def snippet_command(key_id: str | None, url: str | None) -> None:
@@ -55,7 +56,7 @@ def snippet_command(key_id: str | None, url: str | None) -> None:
         raise click.ClickException(
             "no gateway URL: pass --url or run `flask config set public_url https://...`"
         )
-    click.echo(loader.render_snippet(gateway_url, key), nl=False)
+    click.echo(loader.render_snippet(gateway_url, key).rstrip("\n"))
 
 
 @click.command("identity-token")

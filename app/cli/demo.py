@@ -61,14 +61,23 @@ def demo_command(host: str, port: int) -> None:
         click.echo(f"wrote demo settings to {path}")
         click.echo(f"browser key: {browser}")
         click.echo(f"server key (shown once): {server}")
+    else:
+        server = "SERVER_KEY"  # printed on the first run only; `flask keys create` makes another
     raw = read_raw(path)
     if raw.get("client_id") == DEMO_FAKE_CLIENT[0] and not has_credentials:
         if _start_fake() is not None:
             click.echo(f"fake Marketo on http://127.0.0.1:{DEMO_FAKE_PORT}")
+            click.echo(
+                "  (it starts empty each run: delete the instance folder to restart the demo"
+                " from scratch)"
+            )
+    # The email in context.traits lets the gateway find or create the lead (no userId field is
+    # mapped in the demo), so the event becomes a custom activity.
     click.echo(
-        f"try: curl -u SERVER_KEY: -H 'Content-Type: application/json' "
-        f'-d \'{{"userId":"u1","event":"Signed Up","properties":'
-        f'{{"plan":"pro","email":"ann@example.com"}}}}\' http://{host}:{port}/v1/track'
+        f"try: curl -u {server}: -H 'Content-Type: application/json' "
+        f'-d \'{{"userId":"u1","event":"Signed Up","properties":{{"plan":"pro"}},'
+        f'"context":{{"traits":{{"email":"ann@example.com"}}}}}}\' http://{host}:{port}/v1/track'
     )
+    click.echo("then: flask status")
     click.echo(f"gateway on http://{host}:{port} (Ctrl-C stops it)")
     run_simple(host, port, current_app._get_current_object(), threaded=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -61,7 +62,14 @@ def format_status(status: dict[str, Any]) -> list[str]:
             continue
         lines.append(section)
         if isinstance(values, dict):
-            lines.extend(f"  {name:<18} {value}" for name, value in values.items())
+            lines.extend(f"  {name:<18} {_shown(value)}" for name, value in values.items())
         else:
             lines.append(f"  {values}")
     return lines
+
+
+def _shown(value: Any) -> str:
+    """Render one status value for a terminal: strings as they are, the rest as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str, sort_keys=True)

@@ -34,6 +34,17 @@ def test_snippet_url_option_wins(runner, write_settings):
     assert '"http://127.0.0.1:5000/v1/loader.js?k=' in result.output
 
 
+def test_snippet_takes_the_key_by_id_or_by_value(runner, write_settings):
+    """`keys create` prints an id and a value; either picks the key, and the output ends a line."""
+    write_settings(public_url="https://track.example.com")
+    by_id = runner.invoke(args=["snippet", "--key", "key_browser"])
+    by_value = runner.invoke(args=["snippet", "--key", BROWSER_KEY])
+    assert by_id.exit_code == by_value.exit_code == 0
+    assert by_id.output == by_value.output and by_id.output.endswith("</script>\n")
+    unknown = runner.invoke(args=["snippet", "--key", "bk_nope"])
+    assert unknown.exit_code == 1 and "no browser key" in unknown.output
+
+
 def test_snippet_without_any_url_says_to_set_public_url(runner):
     """No --url and no public_url: a one-line error naming the setting."""
     result = runner.invoke(args=["snippet"])

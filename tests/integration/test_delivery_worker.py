@@ -78,6 +78,8 @@ def test_status_and_metrics_show_marketo_figures(make_app, fake_marketo) -> None
     assert marketo["quota_resets_at"].endswith("Z")
     assert marketo["token_age_s"] is not None
     assert marketo["last_error"]["code"] == "603"
+    text = app.test_cli_runner().invoke(args=["status"]).output
+    assert "parked_until       null" in text and '"code": "603"' in text  # JSON, not repr
     metrics = client.get("/metrics").get_data(as_text=True)
     assert (
         'gateway_marketo_calls_total{code="603",endpoint="/rest/v1/activities/external.json"}'
