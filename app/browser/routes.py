@@ -72,7 +72,13 @@ def loader_js() -> Response:
     body = loader.render_loader(settings, key, gateway_url())
     response = Response(body, content_type="text/javascript; charset=utf-8")
     response.set_etag(loader.etag_for(body))
-    response.cache_control.public = True
+    if settings.public_url:
+        response.cache_control.public = True
+    else:
+        # The beacon URL came from this request's Host header: a shared cache must not hand
+        # it to other visitors (a forged Host would send their beacons elsewhere).
+        response.cache_control.private = True
+        response.vary.add("Host")
     response.cache_control.max_age = LOADER_MAX_AGE_S
     return response.make_conditional(request)
 

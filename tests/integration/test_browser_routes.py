@@ -77,10 +77,15 @@ def test_loader_falls_back_to_the_requested_host_without_public_url(client):
     """Without public_url the beacons go back where the loader came from."""
     response = client.get(f"/v1/loader.js?k={BROWSER_KEY}", base_url="http://gw.test:8080")
     assert loader_config(response.get_data(as_text=True))["url"] == "http://gw.test:8080"
+    # Built from the Host header, so no shared cache may serve it to others.
+    assert "private" in response.headers["Cache-Control"]
+    assert "public" not in response.headers["Cache-Control"]
+    assert "Host" in response.headers["Vary"]
 
 
 def test_loader_is_cacheable_and_answers_304(client, write_settings):
     """ETag + Cache-Control; the same ETag back gives 304; a settings change a new ETag."""
+    write_settings(public_url="https://track.example.com")
     first = client.get(f"/v1/loader.js?k={BROWSER_KEY}")
     assert first.headers["Cache-Control"] in ("public, max-age=300", "max-age=300, public")
     etag = first.headers["ETag"]
