@@ -80,10 +80,15 @@ def _close(app: Flask) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Open the store (when settings are valid), register its readiness check and closer."""
+    """Open the store (when settings are valid), register its readiness check and closer.
+
+    A `flask` command opens it when it needs it instead: `flask --help` or `flask config set`
+    must not wait on (or migrate) a database, least of all the one being fixed.
+    """
     try:
-        app.extensions["settings"].get()
-        get_store(app)
+        if not os.environ.get("FLASK_RUN_FROM_CLI"):
+            app.extensions["settings"].get()
+            get_store(app)
     except SettingsInvalid:
         log.info("settings invalid: the outbox opens on first use")
     except GatewayError as exc:

@@ -67,3 +67,22 @@ def test_each_refusal_is_a_fresh_error_with_a_short_traceback(invalid, app):
     assert len({id(e) for e in seen}) == len(seen)
     assert len(traceback.extract_tb(seen[-1].__traceback__)) <= 3
     assert seen[-1].problems == seen[0].problems
+
+
+def test_flask_commands_open_no_database_they_do_not_need(
+    monkeypatch, write_settings, settings_path, tmp_path
+):
+    """Under the flask CLI the app opens (and migrates) no store at start, nor for `config`."""
+    from app import create_app
+
+    monkeypatch.setenv("FLASK_RUN_FROM_CLI", "true")
+    database = tmp_path / "cli-outbox.db"
+    write_settings(store_url=f"sqlite:///{database}")
+    app = create_app(
+        {"SETTINGS_PATH": str(settings_path), "GATEWAY_EMBEDDED_WORKER": False, "ENVIRON": {}}
+    )
+    changed = app.test_cli_runner().invoke(args=["config", "set", "public_url", '"https://t.io"'])
+    assert changed.exit_code == 0, changed.output
+    assert not database.exists()
+    status = app.test_cli_runner().invoke(args=["status"])  # a command that needs it opens it
+    assert status.exit_code == 0 and database.exists()
