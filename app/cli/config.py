@@ -87,7 +87,7 @@ def show_command(as_json: bool) -> None:
 @click.argument("value")
 def set_command(key: str, value: str) -> None:
     """Set KEY (dotted, e.g. limits.calls_per_20s) to VALUE (parsed as JSON when it parses)."""
-    edit(lambda raw: set_path(raw, key, parse_value(value)))
+    edit(lambda raw: set_path(raw, key, parse_value(value, key)))
     click.echo(f"set {key}")
 
 

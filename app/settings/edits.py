@@ -10,13 +10,28 @@ from typing import Any
 
 from app.settings.model import hash_secret
 
+# Keys whose values are always text: `config set client_id 12345` means the string "12345".
+TEXT_KEYS = frozenset(
+    {
+        "public_url", "munchkin_id", "client_id", "client_secret", "rest_base_url",
+        "identity_url", "api_private_key", "secret_key", "identify_mode", "form_base_url",
+        "munchkin_script_url", "lead_partition", "lead_action", "lead_lookup_field", "store_url",
+    }
+)  # fmt: skip
 
-def parse_value(text: str) -> Any:
-    """Read a CLI value as JSON when it parses (numbers, booleans, objects), else as a string."""
+
+def parse_value(text: str, key: str | None = None) -> Any:
+    """Read a CLI value as JSON when it parses (numbers, booleans, objects), else as a string.
+
+    For a key that only holds text, a value that parses as a number or boolean stays text.
+    """
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except ValueError:
         return text
+    if key in TEXT_KEYS and not isinstance(value, str) and value is not None:
+        return text
+    return value
 
 
 def _split(dotted: str) -> list[str]:

@@ -99,6 +99,14 @@ ROUND_TRIP = [
 ]
 
 
+def test_text_keys_keep_values_that_look_like_numbers(runner, settings_path):
+    """`config set client_id 12345` stores the text "12345"; numeric keys still get numbers."""
+    assert runner.invoke(args=["config", "set", "client_id", "12345"]).exit_code == 0
+    assert runner.invoke(args=["config", "set", "anonymous_hold_days", "3"]).exit_code == 0
+    written = json.loads(settings_path.read_text())
+    assert written["client_id"] == "12345" and written["anonymous_hold_days"] == 3
+
+
 def test_every_key_round_trips_through_set_and_show(runner):
     for key, value, _ in ROUND_TRIP:
         result = runner.invoke(args=["config", "set", key, value])
