@@ -26,6 +26,7 @@ from app.outbox.store import Event
 from app.outbox.store import Routed
 from app.outbox.store import State
 from app.outbox.store import StoredEvent
+from app.outbox.store import dedupe_key
 from app.outbox.store import read_counts
 from app.settings.redact import scrub
 
@@ -123,7 +124,7 @@ class PostgresStore:
         results = [[False] * len(items) for items, _ in works]
         for w, (items, now) in enumerate(works):
             for i, routed in enumerate(items):
-                firsts.setdefault(_text(routed.event.message_id) or "", (w, i, routed, now))
+                firsts.setdefault(_text(dedupe_key(routed.event)) or "", (w, i, routed, now))
         # Sorted so concurrent nodes lock dedupe keys in one order and cannot deadlock.
         mids = sorted(firsts)
         with self._conn() as conn:
@@ -139,8 +140,8 @@ class PostgresStore:
                     ev = routed.event
                     payload = ev.payload_json or json.dumps(ev.payload, separators=(",", ":"))
                     copy.write_row(
-                        (mid, _text(ev.type), _text(ev.source_key_id), ev.source_kind,
-                         ev.received_at, _text(ev.timestamp), _text(ev.user_id),
+                        (_text(ev.message_id), _text(ev.type), _text(ev.source_key_id),
+                         ev.source_kind, ev.received_at, _text(ev.timestamp), _text(ev.user_id),
                          _text(ev.anonymous_id), payload, routed.state.value, routed.reason,
                          ev.received_at, now)
                     )  # fmt: skip

@@ -36,6 +36,7 @@ from app.outbox.sqlite_sql import row_to_stored
 from app.outbox.store import Routed
 from app.outbox.store import State
 from app.outbox.store import StoredEvent
+from app.outbox.store import dedupe_key
 from app.outbox.store import read_counts
 from app.outbox.wal_checkpoint import BACKSTOP_PAGES
 from app.outbox.wal_checkpoint import WalCheckpointer
@@ -201,7 +202,7 @@ class SqliteStore:
             # Checkpoints run in the background (wal_checkpoint.py), not under the write lock.
             self._add_conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
         conn = self._add_conn
-        ids = json.dumps([routed.event.message_id for items, _, _ in works for routed in items])
+        ids = json.dumps([dedupe_key(routed.event) for items, _, _ in works for routed in items])
         conn.execute("BEGIN IMMEDIATE")
         try:
             seen = dict(conn.execute(SEEN_MESSAGE_IDS, (ids,)).fetchall())
@@ -238,7 +239,7 @@ class SqliteStore:
             window_start = now - self.dedupe_window_s
             stored: list[bool] = []
             for routed, row in zip(items, work_rows, strict=True):
-                mid = routed.event.message_id
+                mid = dedupe_key(routed.event)
                 last = seen.get(mid)
                 if mid in taken or (last is not None and last >= window_start):
                     stored.append(False)

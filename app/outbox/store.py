@@ -44,6 +44,15 @@ class Event:
     payload_json: str | None = field(default=None, compare=False, repr=False)
 
 
+def dedupe_key(event: Event) -> str:
+    """Return what the dedupe window remembers: the messageId within its source key.
+
+    Scoped per key, as Segment scopes it per source: a browser key is public, and a beacon
+    must not be able to pre-empt (and so silently discard) a server event's messageId.
+    """
+    return f"{event.source_key_id}\x1f{event.message_id}"
+
+
 @dataclass(frozen=True)
 class Routed:
     """An event with the state intake decided for it (pending, held, or dropped with a reason)."""

@@ -225,3 +225,15 @@ def test_alias_releases_events_held_under_its_previous_id(write_settings, client
     alias = {"previousId": "anon-5", "userId": "user-5"}
     assert client.post("/v1/alias", json=alias, headers=AUTH).status_code == 200
     assert only(store, "held").state is State.PENDING
+
+
+def test_the_dedupe_window_is_per_key(client, store):
+    """A public browser key cannot pre-empt a server event's messageId and have it discarded."""
+    beacon = beacon_body(anonymousId="a", event="Signed Up", messageId="order-1235")
+    assert client.post("/v1/t", data=beacon, headers=BEACON_HEADERS).status_code == 200
+    server = {"userId": "u1", "event": "Signed Up", "messageId": "order-1235"}
+    assert client.post("/v1/track", json=server, headers=AUTH).status_code == 200
+    again = client.post("/v1/track", json=server, headers=AUTH)
+    assert again.status_code == 200
+    stored = store.find("order-1235")
+    assert sorted(s.event.source_kind for s in stored) == ["browser", "server"]

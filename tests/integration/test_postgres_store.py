@@ -106,6 +106,22 @@ def test_held_anonymous_ids_are_listed_once_each_in_pages(store):
     assert store.held_anonymous_ids("", 10) == ["a", "c"]
 
 
+def test_dedupe_is_per_source_key(store):
+    from dataclasses import replace
+
+    server = event("same-id")
+    browser = replace(server, source_key_id="key_browser", source_kind="browser")
+    assert store.add([Routed(server, State.PENDING)], T0) == [True]
+    assert store.add([Routed(browser, State.PENDING), Routed(server, State.PENDING)], T0) == [
+        True,
+        False,
+    ]
+    assert sorted(s.event.source_key_id for s in store.find("same-id")) == [
+        "key_browser",
+        "key_server",
+    ]
+
+
 def test_finishing_an_event_twice_counts_it_once(store):
     add(store, "a")
     [eid] = claim_ids(store)
