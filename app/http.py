@@ -171,8 +171,8 @@ class IpRateLimiter:
         now = self._clock()
         bucket = (key_id, _subscriber(ip))
         with self._lock:
-            if len(self._buckets) >= self._max_entries:
-                self._buckets.clear()
+            if len(self._buckets) >= self._max_entries and bucket not in self._buckets:
+                self._evict(now, period)
             tokens, last = self._buckets.get(bucket, (float(count), now))
             tokens = min(float(count), tokens + (now - last) * rate)
             if tokens < cost:
@@ -180,6 +180,17 @@ class IpRateLimiter:
                 return (cost - tokens) / rate
             self._buckets[bucket] = (tokens - cost, now)
             return 0.0
+
+    def _evict(self, now: float, period: float) -> None:
+        """Make room: forget buckets idle for a whole period (they are full again anyway), else
+        the least recently used half. Never all at once: a blocked caller stays blocked."""
+        idle = [b for b, (_, last) in self._buckets.items() if now - last >= period]
+        for b in idle:
+            del self._buckets[b]
+        if len(self._buckets) >= self._max_entries:
+            by_age = sorted(self._buckets.items(), key=lambda item: item[1][1])
+            for b, _ in by_age[: len(by_age) // 2]:
+                del self._buckets[b]
 
 
 def _subscriber(ip: str) -> str:
