@@ -19,7 +19,7 @@ from typing import Any
 from app.outbox import migrations
 from app.outbox.shared import Identity
 from app.outbox.shared_sql import SqlSharedState
-from app.outbox.sqlite import private_file
+from app.outbox.sqlite_sql import private_file
 
 # SQLite caps bound parameters per statement (999 on older builds); chunk IN lists below that.
 MAX_PARAMS = 500

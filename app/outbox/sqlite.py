@@ -31,7 +31,12 @@ from app.outbox.sqlite_sql import PURGE_DEAD
 from app.outbox.sqlite_sql import ROWS_PER_INSERT
 from app.outbox.sqlite_sql import SEEN_MESSAGE_IDS
 from app.outbox.sqlite_sql import claim_message_ids
+from app.outbox.sqlite_sql import event_row
+from app.outbox.sqlite_sql import flat
+from app.outbox.sqlite_sql import id_chunks
 from app.outbox.sqlite_sql import insert_events
+from app.outbox.sqlite_sql import marks
+from app.outbox.sqlite_sql import private_file
 from app.outbox.sqlite_sql import row_to_stored
 from app.outbox.store import Routed
 from app.outbox.store import State
@@ -44,45 +49,8 @@ from app.outbox.wal_checkpoint import WalCheckpointer
 # How long a connection waits for another process's write lock before giving up.
 BUSY_TIMEOUT_MS = 20_000
 
-# SQLite's bound-parameter limit is far higher, but small IN lists keep statements cheap.
-IDS_PER_STATEMENT = 500
-
-
-def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
-    for start in range(0, len(ids), IDS_PER_STATEMENT):
-        yield ids[start : start + IDS_PER_STATEMENT]
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
-
-
-def _flat(rows: Sequence[tuple]) -> list:
-    return [value for row in rows for value in row]
-
-
-def _event_row(routed: Routed, now: float) -> tuple:
-    """Return the 13 parameters of one events row (see `insert_events`)."""
-    ev = routed.event
-    payload = ev.payload_json or json.dumps(ev.payload, separators=(",", ":"))
-    return (ev.message_id, ev.type, ev.source_key_id, ev.source_kind, ev.received_at,
-            ev.timestamp, ev.user_id, ev.anonymous_id, payload, routed.state.value,
-            routed.reason, ev.received_at, now)  # fmt: skip
-
-
 # One caller's add: its events, the time it was received, and their `events` rows.
 _AddWork = tuple[Sequence[Routed], float, list[tuple]]
-
-
-def private_file(path: Path) -> None:
-    """Create the database file (and a missing folder) readable by this user only.
-
-    The outbox holds lead data and a live Marketo access token; SQLite would create it with
-    the umask's mode (often world-readable), and its -wal and -shm files copy the database's.
-    """
-    if not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
 
 
 class SqliteStore:
@@ -167,7 +135,7 @@ class SqliteStore:
             return []
         if self._add_pid != os.getpid():
             self._after_fork()
-        rows = [_event_row(routed, now) for routed in items]  # built before queueing, unlocked
+        rows = [event_row(routed, now) for routed in items]  # built before queueing, unlocked
         try:
             stored = self._committer.submit((items, now, rows))
         except (sqlite3.Error, OSError) as exc:
@@ -211,9 +179,9 @@ class SqliteStore:
                 chunk = fresh[start : start + ROWS_PER_INSERT]
                 conn.execute(
                     claim_message_ids(len(chunk)),
-                    _flat(claims[start : start + ROWS_PER_INSERT]),
+                    flat(claims[start : start + ROWS_PER_INSERT]),
                 )
-                conn.execute(insert_events(len(chunk)), _flat(chunk))
+                conn.execute(insert_events(len(chunk)), flat(chunk))
             for key, n in dropped.items():
                 state, reason = key.split("\0")
                 conn.execute(BUMP_TOTAL, (state, reason, n))
@@ -271,9 +239,9 @@ class SqliteStore:
     def _finish(self, ids: Sequence[int], sql: str, args: tuple, total: tuple | None) -> int:
         changed = 0
         with self._write() as conn:
-            for chunk in _chunks(list(ids)):
+            for chunk in id_chunks(list(ids)):
                 changed += conn.execute(
-                    sql.format(marks=_marks(len(chunk))), (*args, *chunk)
+                    sql.format(marks=marks(len(chunk))), (*args, *chunk)
                 ).rowcount
             if total is not None and changed:
                 conn.execute(BUMP_TOTAL, (*total, changed))

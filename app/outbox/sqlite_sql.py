@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+from collections.abc import Iterator
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 from app.outbox.store import Event
+from app.outbox.store import Routed
 from app.outbox.store import State
 from app.outbox.store import StoredEvent
 
@@ -112,3 +116,43 @@ def row_to_stored(row: sqlite3.Row | tuple) -> StoredEvent:
     attempts, next_at, updated = row[13:16]
     event = Event(mid, typ, key_id, kind, received, ts, uid, aid, json.loads(payload), payload)
     return StoredEvent(rid, event, State(state), reason, detail, attempts, next_at, updated)
+
+
+# SQLite's bound-parameter limit is far higher, but small IN lists keep statements cheap.
+IDS_PER_STATEMENT = 500
+
+
+def id_chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    """Yield ids in slices small enough for one IN (...) list."""
+    for start in range(0, len(ids), IDS_PER_STATEMENT):
+        yield ids[start : start + IDS_PER_STATEMENT]
+
+
+def marks(n: int) -> str:
+    """Return n comma-separated placeholders."""
+    return ",".join("?" * n)
+
+
+def flat(rows: Sequence[tuple]) -> list:
+    """Return the rows' values in one list, for a multi-row VALUES statement."""
+    return [value for row in rows for value in row]
+
+
+def event_row(routed: Routed, now: float) -> tuple:
+    """Return the 13 parameters of one events row (see `insert_events`)."""
+    ev = routed.event
+    payload = ev.payload_json or json.dumps(ev.payload, separators=(",", ":"))
+    return (ev.message_id, ev.type, ev.source_key_id, ev.source_kind, ev.received_at,
+            ev.timestamp, ev.user_id, ev.anonymous_id, payload, routed.state.value,
+            routed.reason, ev.received_at, now)  # fmt: skip
+
+
+def private_file(path: Path) -> None:
+    """Create the database file (and a missing folder) readable by this user only.
+
+    The outbox holds lead data and a live Marketo access token; SQLite would create it with
+    the umask's mode (often world-readable), and its -wal and -shm files copy the database's.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
