@@ -25,6 +25,7 @@ from app.errors import PayloadTooLarge
 from app.errors import TooManyRequests
 from app.errors import Unauthorized
 from app.errors import UnsupportedMediaType
+from app.settings import IntakeLimits
 from app.settings import Settings
 from app.settings import SettingsHolder
 from app.settings import SourceKey
@@ -215,20 +216,20 @@ def client_ip(proxy_hops: int) -> str:
     return request.remote_addr or "-"
 
 
-def check_ip_rate(key: SourceKey, rule: tuple[int, float], events: int = 1) -> None:
+def check_ip_rate(key: SourceKey, intake: IntakeLimits, events: int = 1) -> None:
     """Charge `events` to the caller's IP for this browser key (a batch costs each event).
 
     :raises PayloadTooLarge: more events in one request than the rule allows at all.
     :raises TooManyRequests: the IP is over the rule; `retry_after` says when to return.
     """
+    rule = intake.browser_rate
     if events > rule[0]:
         raise PayloadTooLarge(
             f"a browser request may carry at most {rule[0]} events (intake.browser_rate_per_ip)",
             code="too_many_events",
         )
     limiter: IpRateLimiter = current_app.extensions["ip_rate_limiter"]
-    ip = client_ip(current_settings().intake.proxy_hops)
-    wait = limiter.hit(key.id, ip, rule, max(1, events))
+    wait = limiter.hit(key.id, client_ip(intake.proxy_hops), rule, max(1, events))
     if wait > 0:
         raise TooManyRequests("too many requests from this address", retry_after=wait)
 

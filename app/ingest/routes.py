@@ -123,7 +123,7 @@ def _browser_key(settings: Settings, body: Any) -> SourceKey:
     g.browser_key = key
     check_origin(key)
     batch = body.get("batch")
-    check_ip_rate(key, settings.intake.browser_rate, len(batch) if isinstance(batch, list) else 1)
+    check_ip_rate(key, settings.intake, len(batch) if isinstance(batch, list) else 1)
     return key
 
 
