@@ -26,7 +26,11 @@ def _lead_cache() -> tuple[object | None, str]:
 def merge_command(
     winner: int, losers: tuple[int, ...], merge_in_crm: bool | None, as_json: bool
 ) -> None:
-    """Merge lead ids LOSERS into lead WINNER (winner's non-empty values win)."""
+    """Merge lead ids LOSERS into lead WINNER (winner's non-empty values win).
+
+    Lead ids are the numbers in Marketo's lead detail URL, or those `flask lists show NAME
+    --members` prints.
+    """
     in_crm = backoffice.settings().merge_in_crm if merge_in_crm is None else merge_in_crm
     cache, scope = _lead_cache()
     moved = marketo_call(
