@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from urllib.parse import urlsplit
 
 import click
 from flask import current_app
@@ -19,7 +20,9 @@ DEMO_FAKE_PORT = 9100
 DEMO_FAKE_CLIENT = ("fake-client-id", "fake-client-secret")
 
 
-def _demo_document(host: str, port: int, fake: bool) -> tuple[dict, str, str]:
+def _demo_document(
+    host: str, port: int, fake: bool, fake_port: int = DEMO_FAKE_PORT
+) -> tuple[dict, str, str]:
     """Return a demo settings document with a browser and a server key, and both key values."""
     base = f"http://{host}:{port}"
     document = initial_document("123-ABC-456")
@@ -30,33 +33,42 @@ def _demo_document(host: str, port: int, fake: bool) -> tuple[dict, str, str]:
     _, server = create_key(document, "server", [], "demo backend")
     map_event(document, "Signed Up", 100001, "plan", [])
     if fake:
-        document["rest_base_url"] = f"http://127.0.0.1:{DEMO_FAKE_PORT}"
+        document["rest_base_url"] = f"http://127.0.0.1:{fake_port}"
         document["client_id"], document["client_secret"] = DEMO_FAKE_CLIENT
     return document, browser, server
 
 
-def _start_fake() -> object | None:
-    """Start the project's fake Marketo on its demo port, if the test fakes are importable."""
+def _start_fake(port: int) -> object | None:
+    """Start the project's fake Marketo on `port`, if the test fakes are importable."""
     try:
         fakes = importlib.import_module("tests.fakes.marketo")
     except ImportError:
         click.echo("the fake Marketo (tests/fakes) is not importable; run from the repo root")
         return None
     client_id, client_secret = DEMO_FAKE_CLIENT
-    fake = fakes.FakeMarketo(client_id=client_id, client_secret=client_secret, port=DEMO_FAKE_PORT)
+    fake = fakes.FakeMarketo(client_id=client_id, client_secret=client_secret, port=port)
     return fake.start()
 
 
 @click.command("demo")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-def demo_command(host: str, port: int) -> None:
+@click.option(
+    "--marketo-port",
+    default=DEMO_FAKE_PORT,
+    show_default=True,
+    type=int,
+    help="Port of the fake Marketo (first run; later runs reuse the configured one).",
+)
+def demo_command(host: str, port: int, marketo_port: int) -> None:
     """Configure a demo on first run, start a fake Marketo without credentials, and serve."""
     path = settings_path()
     environ = current_app.config["ENVIRON"]
     has_credentials = bool(environ.get("MARKETO_CLIENT_ID"))
     if not path.exists():
-        document, browser, server = _demo_document(host, port, fake=not has_credentials)
+        document, browser, server = _demo_document(
+            host, port, fake=not has_credentials, fake_port=marketo_port
+        )
         write_raw(path, document)
         click.echo(f"wrote demo settings to {path}")
         click.echo(f"browser key: {browser}")
@@ -65,8 +77,9 @@ def demo_command(host: str, port: int) -> None:
         server = "SERVER_KEY"  # printed on the first run only; `flask keys create` makes another
     raw = read_raw(path)
     if raw.get("client_id") == DEMO_FAKE_CLIENT[0] and not has_credentials:
-        if _start_fake() is not None:
-            click.echo(f"fake Marketo on http://127.0.0.1:{DEMO_FAKE_PORT}")
+        fake_port = urlsplit(str(raw.get("rest_base_url") or "")).port or marketo_port
+        if _start_fake(fake_port) is not None:
+            click.echo(f"fake Marketo on http://127.0.0.1:{fake_port}")
             click.echo(
                 "  (it starts empty each run: delete the instance folder to restart the demo"
                 " from scratch)"
