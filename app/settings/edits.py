@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import fields
 from datetime import UTC
 from datetime import datetime
 from typing import Any
 
+from app.settings.model import Settings
 from app.settings.model import hash_secret
 
-# Keys whose values are always text: `config set client_id 12345` means the string "12345".
-TEXT_KEYS = frozenset(
-    {
-        "public_url", "munchkin_id", "client_id", "client_secret", "rest_base_url",
-        "identity_url", "api_private_key", "secret_key", "identify_mode", "form_base_url",
-        "munchkin_script_url", "lead_partition", "lead_action", "lead_lookup_field", "store_url",
-    }
-)  # fmt: skip
+# Keys whose values are always text (`config set client_id 12345` means "12345"): the
+# settings fields typed as strings.
+TEXT_KEYS = frozenset(f.name for f in fields(Settings) if f.type in ("str", "str | None"))
 
 
 def parse_value(text: str, key: str | None = None) -> Any:
