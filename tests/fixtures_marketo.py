@@ -157,6 +157,14 @@ class DeliveryRig:
             context={"traits": {"email": f"{user}@example.com"}},
         )
 
+    def warm(self, users: int = 5) -> None:
+        """Create `user0`.. leads and cache them, then forget the calls and activities."""
+        for i in range(users):
+            self.track(f"user{i}")
+        self.drain()
+        self.fake.reset()
+        self.fake.activities.clear()
+
     def drain(self, max_steps: int = 200, advance: float = 0.0) -> int:
         """Run the dispatcher until nothing is settled; return the number of events settled."""
         total = 0

@@ -10,14 +10,6 @@ from app.ratelimit import Budget
 ACTIVITIES = "/activities/external.json"
 
 
-def warm(delivery, users: int = 5) -> None:
-    """Create the users' leads and cache them, then forget the calls."""
-    for i in range(users):
-        delivery.track(f"user{i}")
-    delivery.drain()
-    delivery.fake.reset()
-
-
 def settled(delivery, ids) -> Counter:
     """Return final (state, reason) counts, asserting nothing is left open."""
     assert delivery.open_events() == 0
@@ -26,7 +18,7 @@ def settled(delivery, ids) -> Counter:
 
 def test_token_expiry_mid_batch_is_refreshed_once_without_charge(delivery) -> None:
     """602 drops the token, a new one is fetched, the batch goes again at once, uncharged."""
-    warm(delivery)
+    delivery.warm()
     delivery.fake.expire_token()
     ids = [delivery.track(f"user{i % 5}") for i in range(20)]
     assert delivery.drain() == 20
@@ -38,7 +30,7 @@ def test_token_expiry_mid_batch_is_refreshed_once_without_charge(delivery) -> No
 
 def test_606_storm_pauses_the_limiter_and_loses_nothing(delivery) -> None:
     """Marketo's 606 (another integration used the budget) pauses everyone, uncharged."""
-    warm(delivery)
+    delivery.warm()
     delivery.fake.script(ACTIVITIES, *[{"code": "606"}] * 4)
     ids = [delivery.track(f"user{i % 5}") for i in range(50)]
     delivery.drain(advance=5.0)
@@ -53,7 +45,7 @@ def test_606_storm_pauses_the_limiter_and_loses_nothing(delivery) -> None:
 
 def test_607_parks_until_the_quota_resets_while_intake_accepts(delivery) -> None:
     """607 parks delivery until midnight in Chicago; events accepted meanwhile wait; then go."""
-    warm(delivery)
+    delivery.warm()
     delivery.fake.script(ACTIVITIES, {"code": "607"})
     first = [delivery.track("user1") for _ in range(3)]
     delivery.drain()
@@ -68,7 +60,7 @@ def test_607_parks_until_the_quota_resets_while_intake_accepts(delivery) -> None
 
 def test_local_daily_quota_parks_before_marketo_says_607(delivery) -> None:
     """Our own counter stops at daily_quota, so Marketo never has to answer 607."""
-    warm(delivery)
+    delivery.warm()
     used = delivery.shared.limiter(Budget(), delivery.clock.now()).calls_today
     delivery.configure(limits={"daily_quota": used + 2, "batch_size": 1, "batch_wait_s": 0})
     ids = [delivery.track("user1") for _ in range(4)]
@@ -82,7 +74,7 @@ def test_local_daily_quota_parks_before_marketo_says_607(delivery) -> None:
 
 def test_5xx_backs_off_with_charged_attempts_then_delivers(delivery) -> None:
     """503 twice: two charged attempts with growing delays, then success."""
-    warm(delivery)
+    delivery.warm()
     delivery.fake.script(ACTIVITIES, {"http_status": 503}, {"http_status": 503})
     ids = [delivery.track("user1") for _ in range(3)]
     delivery.drain()
@@ -95,7 +87,7 @@ def test_5xx_backs_off_with_charged_attempts_then_delivers(delivery) -> None:
 
 def test_timeout_is_retried(delivery) -> None:
     """A call that never answers times out (read timeout) and is retried later."""
-    warm(delivery)
+    delivery.warm()
     delivery.configure(limits={"timeout_s": 1, "batch_wait_s": 0})
     delivery.fake.script(ACTIVITIES, {"hang": True})
     ids = [delivery.track("user1")]
@@ -106,7 +98,7 @@ def test_timeout_is_retried(delivery) -> None:
 
 def test_max_attempts_dead_letters_retries_exhausted(delivery) -> None:
     """An event failing max_attempts times ends dead with retries_exhausted."""
-    warm(delivery)
+    delivery.warm()
     delivery.configure(limits={"max_attempts": 3, "batch_wait_s": 0})
     delivery.fake.script(ACTIVITIES, *[{"http_status": 500}] * 5)
     ids = [delivery.track("user1")]
@@ -117,7 +109,7 @@ def test_max_attempts_dead_letters_retries_exhausted(delivery) -> None:
 
 def test_record_level_skips_dead_letter_only_their_events(delivery) -> None:
     """Skipped rows die with their code; 1004 re-resolves once and then succeeds."""
-    warm(delivery)
+    delivery.warm()
     delivery.fake.script(ACTIVITIES, {"record_errors": {0: "1004", 1: "1001"}})
     ids = [delivery.track(f"user{i}") for i in range(5)]
     delivery.drain()
@@ -130,7 +122,7 @@ def test_record_level_skips_dead_letter_only_their_events(delivery) -> None:
 
 def test_repeated_1004_dead_letters_after_one_re_resolution(delivery) -> None:
     """Lead not found twice: the second time is final."""
-    warm(delivery)
+    delivery.warm()
     delivery.fake.script(ACTIVITIES, {"record_errors": {0: "1004"}}, {"record_errors": {0: "1004"}})
     ids = [delivery.track("user0")]
     delivery.drain()
@@ -139,7 +131,7 @@ def test_repeated_1004_dead_letters_after_one_re_resolution(delivery) -> None:
 
 def test_request_level_rejection_dead_letters_with_the_code(delivery) -> None:
     """A permanent request error (603 access denied) dead-letters with its code, no retry."""
-    warm(delivery)
+    delivery.warm()
     delivery.fake.script(ACTIVITIES, {"code": "603"})
     ids = [delivery.track("user1"), delivery.track("user2")]
     delivery.drain()
@@ -148,7 +140,7 @@ def test_request_level_rejection_dead_letters_with_the_code(delivery) -> None:
 
 def test_gateway_never_causes_606_under_a_tight_window(delivery) -> None:
     """With Marketo's window at 10 calls, our limiter at 9 keeps every call inside it."""
-    warm(delivery)
+    delivery.warm()
     delivery.fake.calls_per_20s = 10
     delivery.configure(limits={"calls_per_20s": 9, "batch_size": 5, "batch_wait_s": 0})
     ids = [delivery.track(f"user{i % 5}") for i in range(150)]

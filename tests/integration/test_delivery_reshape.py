@@ -16,15 +16,6 @@ ACTIVITIES = "/activities/external.json"
 LEADS = "/rest/v1/leads.json"
 
 
-def warm(delivery, users: int = 5) -> None:
-    """Create the users' leads and cache them, then forget the calls."""
-    for i in range(users):
-        delivery.track(f"user{i}")
-    delivery.drain()
-    delivery.fake.reset()
-    delivery.fake.activities.clear()
-
-
 def viewed(delivery, i: int, name: str = "widget") -> str:
     """Store a `Product Viewed` track whose primary attribute (`p<i>`) names it in the fake."""
     return delivery.track(f"user{i % 5}", "Product Viewed", productId=f"p{i}", name=name)
@@ -59,7 +50,7 @@ def no_limits_hit(delivery) -> None:
 
 def test_413_splits_the_batch_in_halves_until_every_record_is_delivered(delivery) -> None:
     """40 activities over the body limit: 40 → 20 → 10 a call, all delivered once, uncharged."""
-    warm(delivery)
+    delivery.warm()
     delivery.fake.max_body_bytes = 20_000  # each activity takes ~1.6 KB: 10 fit, 20 do not
     ids = [viewed(delivery, i, name="x" * 1500) for i in range(40)]
     assert delivery.drain() == 40
@@ -83,7 +74,7 @@ def test_413_splits_the_batch_in_halves_until_every_record_is_delivered(delivery
 
 def test_one_oversized_record_is_dead_lettered_and_its_batch_mates_delivered(delivery) -> None:
     """A record over the limit on its own dies `marketo_413`; the other nine arrive, uncharged."""
-    warm(delivery)
+    delivery.warm()
     delivery.fake.max_body_bytes = 20_000
     ids = [viewed(delivery, i) for i in range(9)]
     big = delivery.track("user3", "Product Viewed", productId="big", name="y" * 30_000)
@@ -105,7 +96,7 @@ def test_one_oversized_record_is_dead_lettered_and_its_batch_mates_delivered(del
 
 def test_scripted_604s_halve_the_batch_each_time_and_charge_attempts(delivery) -> None:
     """Three 604s: calls of 40, 20, 10 time out, then 5 a call go through; attempts are counted."""
-    warm(delivery)
+    delivery.warm()
     delivery.fake.script(ACTIVITIES, *[{"code": "604"}] * 3)
     ids = [viewed(delivery, i) for i in range(40)]
     delivery.drain(advance=5.0)
@@ -128,7 +119,7 @@ def test_scripted_604s_halve_the_batch_each_time_and_charge_attempts(delivery) -
 
 def test_batch_limit_recovers_after_a_quiet_spell(delivery) -> None:
     """Once RECOVERY_S passes without a 604, batches double again towards batch_size."""
-    warm(delivery)
+    delivery.warm()
     delivery.fake.script(ACTIVITIES, {"code": "604"})
     first = [viewed(delivery, i) for i in range(8)]
     delivery.drain(advance=5.0)
@@ -145,7 +136,7 @@ def test_batch_limit_recovers_after_a_quiet_spell(delivery) -> None:
 
 def test_604_storm_on_big_calls_ends_with_everything_delivered(delivery) -> None:
     """Marketo times out every call of more than 8 records: the gateway shrinks until it fits."""
-    warm(delivery)
+    delivery.warm()
     delivery.fake.timeout_above_records = 8
     ids = [viewed(delivery, i) for i in range(60)]
     delivery.drain(advance=5.0)
