@@ -18,6 +18,7 @@ from app.errors import BadRequest
 from app.errors import BadToken
 from app.errors import Conflict
 from app.errors import TokenExpired
+from app.ingest.validate import storable_text
 
 # Salt that binds a token to this one purpose: a token signed for anything else fails here.
 SALT = "marketo-gateway.identity-token.v1"
@@ -77,20 +78,11 @@ def clean_email(value: object) -> str:
     if (
         not (at and local and domain)
         or len(email) > MAX_EMAIL_CHARS
-        or any(c.isspace() or c == "\x00" for c in email)
-        or not _is_utf8(email)
+        or any(c.isspace() for c in email)
+        or not storable_text(email)
     ):
         raise BadRequest("email must be an email address", code="invalid_email")
     return email
-
-
-def _is_utf8(text: str) -> bool:
-    """Tell whether text encodes as UTF-8 (JSON can spell lone surrogates, which do not)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def mint(

@@ -79,14 +79,24 @@ def _checked_id(name: str, value: str) -> str:
     """
     if len(value) > MAX_ID_CHARS:
         raise _fail("id_too_long", f"{name} is longer than {MAX_ID_CHARS} characters")
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise _fail("bad_id", f"{name} is not valid Unicode text") from exc
-    if "\x00" in value:
-        raise _fail("bad_id", f"{name} must not contain NUL characters")
+    if not storable_text(value):
+        raise _fail("bad_id", f"{name} is not valid Unicode text without NUL characters")
     return value
+
+
+def storable_text(text: str) -> bool:
+    """Tell whether a text column can hold `text`: it encodes as UTF-8 and has no NUL.
+
+    JSON can spell lone UTF-16 surrogates (`"\\ud800"`) and NUL, which neither SQLite's nor
+    PostgreSQL's text (nor itsdangerous' signing) accepts.
+    """
+    if text.isascii():
+        return "\x00" not in text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
 
 
 def iso_utc(moment: datetime) -> str:
