@@ -211,6 +211,20 @@ def test_hash_is_rate_limited_per_address(client, write_settings):
     assert int(limited.headers["Retry-After"]) >= 1
 
 
+def test_hash_rate_limit_behind_a_proxy_counts_each_visitor(client, write_settings):
+    """With intake.proxy_hops the hash budget follows X-Forwarded-For, not the proxy."""
+    write_settings(intake={"proxy_hops": 1}, **ASSOCIATE)
+    body = json.dumps({"k": BROWSER_KEY, "token": "forged"})
+
+    def probe(visitor: str) -> int:
+        headers = {"Origin": BROWSER_ORIGIN, "X-Forwarded-For": visitor}
+        response = client.post("/v1/hash", data=body, content_type="text/plain", headers=headers)
+        return response.status_code
+
+    assert [probe("198.51.100.1") for _ in range(11)][-1] == 429
+    assert probe("198.51.100.2") == 400
+
+
 def test_hash_preflight_allows_the_keys_origin(client):
     """A JSON POST from an allowed site passes its CORS preflight; a foreign one does not."""
     headers = {"Origin": BROWSER_ORIGIN, "Access-Control-Request-Method": "POST"}
