@@ -17,16 +17,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app import create_app  # noqa: E402
 from app.browser.loader import compact  # noqa: E402
 from app.browser.loader import library_source  # noqa: E402
+from app.browser.loader import render_identify_module  # noqa: E402
 from app.browser.loader import render_loader  # noqa: E402
 from app.browser.loader import served_library  # noqa: E402
 from app.settings import parse  # noqa: E402
 
 # Tracked budgets, gzip -9 bytes, just above today's sizes; raising one is a deliberate change
-# whose commit says why. The goal is 2 KB for our code. It is not reached: the minified library
-# is about 2.0 KB by itself, and the loader config's trait-path -> SOAP field map, which the
-# loader contract lists entry by entry, adds about 0.4 KB.
-LIBRARY_GZIP_BUDGET = 2048  # static/gateway.min.js as served (.ci/build-js)
-LOADER_GZIP_BUDGET = 2624  # the whole loader.js: library + one key's config (field map)
+# whose commit says why. The goal is 2 KB for what every page view downloads: the loader. The
+# hidden-form and associateLead code and the standard REST -> SOAP field table are in the
+# identify module, which only an identify that needs Marketo fetches (once, then cached).
+LIBRARY_GZIP_BUDGET = 1600  # static/gateway.min.js as served (.ci/build-js)
+LOADER_GZIP_BUDGET = 1824  # the whole loader.js: library + one key's config
+IDENTIFY_GZIP_BUDGET = 1296  # /v1/identify.js: the identify module + the standard field table
 GOAL_GZIP = 2048
 
 # A representative site: form identify, one custom trait, the default Munchkin settings.
@@ -66,6 +68,7 @@ def measure() -> dict[str, int]:
         "library_gzip": gz(served_library()),
         "loader_bytes": len(loader.encode()),
         "loader_gzip": gz(loader),
+        "identify_gzip": gz(render_identify_module()),
     }
 
 
@@ -80,9 +83,15 @@ def main() -> None:
         f"compacted source (fallback): {sizes['compacted_gzip']} B gzip",
         f"rendered loader.js:         {sizes['loader_bytes']} B, {sizes['loader_gzip']} B gzip "
         f"(budget {LOADER_GZIP_BUDGET}, goal {GOAL_GZIP})",
+        f"identify module (on demand): {sizes['identify_gzip']} B gzip "
+        f"(budget {IDENTIFY_GZIP_BUDGET})",
     ]
     sys.stdout.write("\n".join(lines) + "\n")
-    over = sizes["library_gzip"] > LIBRARY_GZIP_BUDGET or sizes["loader_gzip"] > LOADER_GZIP_BUDGET
+    over = (
+        sizes["library_gzip"] > LIBRARY_GZIP_BUDGET
+        or sizes["loader_gzip"] > LOADER_GZIP_BUDGET
+        or sizes["identify_gzip"] > IDENTIFY_GZIP_BUDGET
+    )
     sys.exit(1 if over else 0)
 
 

@@ -1,4 +1,5 @@
-/* Marketo gateway browser library: a Segment-like API over Munchkin, Forms 2.0 and beacons. */
+/* Marketo gateway browser library: a Segment-like API over Munchkin and beacons. */
+/* identify() loads gateway-identify.js (Forms 2.0, associateLead) when it first needs them. */
 /* Plain ES2020 (arrow functions, promises, optional chaining): every current browser. */
 /* Served minified: .ci/build-js makes static/gateway.min.js from this file. */
 (function (window, document, config) {
@@ -126,86 +127,6 @@
     });
   }
 
-  // Resolves to our hidden form once Forms 2.0 has it ready.
-  function startForm() {
-    const base = config.formBaseUrl;
-    const element = document.createElement('form');
-    element.id = 'mktoForm_' + config.formId;
-    element.style.display = 'none';
-    (document.body || document.documentElement).appendChild(element);
-    return new Promise((resolve) => {
-      const start = safe(() => {
-        const forms = window.MktoForms2;
-        if (!forms) {
-          return warn('Forms 2.0 is unavailable');
-        }
-        forms.loadForm(base, config.munchkinId, config.formId);
-        forms.whenReady(
-          safe((form) => {
-            // Only our hidden form: other forms on the page must never be submitted by us.
-            if (resolve && String(form.getId()) === String(config.formId)) {
-              form.onSuccess(() => false);
-              resolve(form);
-              resolve = null;
-            }
-          })
-        );
-      });
-      // Reuse Forms 2.0 when the site already loads it for its own forms.
-      (window.MktoForms2 ? Promise.resolve() : loadScript(base + '/js/forms2/js/forms2.min.js')).then(start);
-    });
-  }
-
-  let formReady;
-  function submitForm(fields) {
-    formReady = formReady || startForm();
-    formReady.then((form) =>
-      later(() => {
-        fields._mkt_trk = cookie('_mkto_trk');
-        form.addHiddenFields(fields);
-        form.submit();
-      })
-    );
-  }
-
-  // Traits to Marketo SOAP field names through the served map (first non-empty value wins).
-  function soapFields(traits, id) {
-    const fields = {};
-    const map = config.fieldMap || {};
-    const name = /^\s*(\S+)\s*(.*)$/.exec(traits.name || '');
-    for (const path in map) {
-      const value = path.split('.').reduce((parent, key) => parent?.[key], traits);
-      if (value != null && value !== '' && typeof value != 'object' && fields[map[path]] == null) {
-        fields[map[path]] = value;
-      }
-    }
-    if (name) {
-      fields.FirstName = fields.FirstName || name[1];
-      if (name[2] && !fields.LastName) {
-        fields.LastName = name[2];
-      }
-    }
-    if (!fields.Email && /@/.test(id)) {
-      fields.Email = id;
-    }
-    return fields;
-  }
-
-  function associate(fields, token) {
-    post('hash', JSON.stringify({ k: config.writeKey, token }))
-      .then((response) => response.json())
-      .then(
-        safe((answer) => {
-          if (!answer.hash) {
-            return warn('identity token refused: ' + answer.error?.code);
-          }
-          fields.Email = answer.email;
-          munchkin('associateLead', fields, answer.hash);
-        })
-      )
-      .catch(noop);
-  }
-
   function page(name, properties) {
     if (name && typeof name == 'object') {
       [name, properties] = [null, name];
@@ -236,6 +157,9 @@
     });
   }
 
+  // Form submission and associateLead live in a second script, loaded on the first identify
+  // that needs them: the page views of visitors who never identify do not download that code.
+  let identifier;
   function identify(id, traits, options) {
     if (id && typeof id == 'object') {
       [id, traits, options] = [null, id, traits];
@@ -245,11 +169,15 @@
       setUser(id);
     }
     send('identify', { traits });
-    const fields = soapFields(traits, id);
-    if (config.identifyMode == 'form' && fields.Email) {
-      submitForm(fields);
-    } else if (config.identifyMode == 'associate_lead' && options?.identityToken) {
-      associate(fields, options.identityToken);
+    if (config.identifyMode == 'form' || (config.identifyMode == 'associate_lead' && options?.identityToken)) {
+      identifier = identifier || loadScript(config.url + '/v1/identify.js?v=' + config.identifyVersion);
+      identifier.then(
+        safe((loaded) =>
+          loaded
+            ? api.identifyInMarketo(config, cookie, later, munchkin, post, warn, safe, loadScript, id, traits, options)
+            : warn('identify script unavailable')
+        )
+      );
     }
   }
 

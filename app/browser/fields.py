@@ -60,13 +60,24 @@ def soap_name(rest_name: str) -> str:
     return REST_TO_SOAP.get(rest_name, rest_name)
 
 
+def standard_field_map() -> dict[str, str]:
+    """Return trait path → SOAP name for the standard fields and their Segment aliases."""
+    mapping = dict(REST_TO_SOAP)
+    mapping.update({trait: soap_name(rest) for trait, rest in TRAIT_ALIASES.items()})
+    return mapping
+
+
+def custom_field_map(settings: Settings) -> dict[str, str]:
+    """Return trait path → SOAP (or API) name for the site's mapped custom traits."""
+    return {trait: soap_name(m.field) for trait, m in settings.traits.items()}
+
+
 def field_map(settings: Settings) -> dict[str, str]:
     """Return trait path → SOAP name: the standard fields, their Segment aliases, custom traits.
 
     The browser reads each trait path from `identify` traits and submits its value under the
     SOAP name; a REST name is its own trait path, so the map covers the §7.5 table as is.
     """
-    mapping = dict(REST_TO_SOAP)
-    mapping.update({trait: soap_name(rest) for trait, rest in TRAIT_ALIASES.items()})
-    mapping.update({trait: soap_name(m.field) for trait, m in settings.traits.items()})
+    mapping = standard_field_map()
+    mapping.update(custom_field_map(settings))
     return mapping

@@ -12,7 +12,9 @@ from typing import Any
 from flask import render_template
 from jinja2.utils import htmlsafe_json_dumps
 
+from app.browser.fields import custom_field_map
 from app.browser.fields import field_map
+from app.browser.fields import standard_field_map
 from app.settings import Settings
 from app.settings import SourceKey
 
@@ -23,9 +25,13 @@ logger = logging.getLogger(__name__)
 # key's config.
 LIBRARY_PATH = Path(__file__).resolve().parents[2] / "static" / "gateway.js"
 BUILD_PATH = LIBRARY_PATH.with_name("gateway.min.js")
-# The build's first line names the SHA-256 of the source it was made from.
+# The identify module (hidden form submission, associateLead), which the library loads from
+# /v1/identify.js on the first identify that needs it; built the same way.
+IDENTIFY_PATH = LIBRARY_PATH.with_name("gateway-identify.js")
+IDENTIFY_BUILD_PATH = LIBRARY_PATH.with_name("gateway-identify.min.js")
+# A build's first line names the SHA-256 of the source it was made from.
 _BUILD_HEADER = re.compile(
-    r"^// gateway\.min\.js: built by \.ci/build-js from gateway\.js sha256=([0-9a-f]{64})"
+    r"^// [\w-]+\.min\.js: built by \.ci/build-js from [\w-]+\.js sha256=([0-9a-f]{64})"
 )
 
 # Full-line comments and indentation: dropped when serving, kept in the readable source.
@@ -93,8 +99,11 @@ def public_config(settings: Settings, key: SourceKey, gateway_url: str) -> dict[
         "identifyMode": settings.identify_mode,
         "formId": settings.form_id,
         "formBaseUrl": settings.form_base_url,
-        "fieldMap": field_map(settings),
+        # Only the site's custom traits: the standard table is the same for every site and
+        # comes with the identify module, which merges the two in field_map()'s order.
+        "fieldMap": custom_field_map(settings),
         "trackServerSide": settings.send_track_server_side,
+        "identifyVersion": identify_version(),
     }
 
 
@@ -119,6 +128,29 @@ def render_loader(settings: Settings, key: SourceKey, gateway_url: str) -> str:
         public_config(settings, key, gateway_url), sort_keys=False, separators=(",", ":")
     )
     return render_template("loader.js.j2", config=config, library=served_library())
+
+
+def render_identify_module() -> str:
+    """Render `GET /v1/identify.js`: the identify module with the standard field table.
+
+    The same for every key and site (no config, no secret), so browsers may keep it as long as
+    its version, which the loader names in the URL, stays the same.
+    """
+    return _identify_module(served_library(IDENTIFY_PATH, IDENTIFY_BUILD_PATH))
+
+
+@functools.lru_cache(maxsize=2)
+def _identify_module(module: str) -> str:
+    fields = htmlsafe_json_dumps(standard_field_map(), sort_keys=False, separators=(",", ":"))
+    return (
+        "/* marketo-gateway identify module; public: never a secret */\n"
+        f"(function (STANDARD_FIELDS) {{\n{module}\n}})({fields});\n"
+    )
+
+
+def identify_version() -> str:
+    """Return the identify module's version: a short hash of what /v1/identify.js serves."""
+    return etag_for(render_identify_module())[:12]
 
 
 def etag_for(body: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from flask import Blueprint
@@ -31,6 +32,8 @@ bp = Blueprint("browser", __name__)
 
 # Browsers and CDNs may reuse a loader this long; a settings change shows within 5 minutes.
 LOADER_MAX_AGE_S = 300
+# The identify module at its versioned URL never changes.
+IDENTIFY_MAX_AGE_S = 365 * 24 * 3600
 
 # /v1/hash per (key, IP): a page needs one hash per identify, so 10 a minute is generous,
 # and it slows anyone probing tokens.
@@ -83,12 +86,33 @@ def loader_js() -> Response:
     return response.make_conditional(request)
 
 
+@bp.get("/v1/identify.js")
+def identify_js() -> Response:
+    """Serve the identify module the library loads on the first identify that needs Marketo.
+
+    It holds no key and no config, so any cache may keep it; for a year when the URL names the
+    version being served (the loader links to that URL, and a new version gets a new one).
+    """
+    body = loader.render_identify_module()
+    response = Response(body, content_type="text/javascript; charset=utf-8")
+    response.set_etag(loader.etag_for(body))
+    response.cache_control.public = True
+    if request.args.get("v") == loader.identify_version():
+        response.cache_control.max_age = IDENTIFY_MAX_AGE_S
+        response.cache_control.immutable = True
+    else:
+        response.cache_control.max_age = LOADER_MAX_AGE_S
+    return response.make_conditional(request)
+
+
 @bp.get("/v1/form-config")
 def form_config() -> Response:
     """Return the Forms 2.0 background-submission config as JSON."""
     settings = current_settings()
     g.browser_key = browser_key_from(settings, request.args.get("k"))
-    return jsonify(loader.form_config(settings))
+    # Not jsonify: it sorts keys, and the field map's order is its precedence.
+    body = json.dumps(loader.form_config(settings), separators=(",", ":"))
+    return Response(body, mimetype="application/json")
 
 
 @bp.route("/v1/hash", methods=["POST", "OPTIONS"])

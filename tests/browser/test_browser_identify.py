@@ -135,3 +135,37 @@ def test_associate_lead_with_an_invalid_token_does_not_associate(site):
     hashes = [h for h in site.gateway.recorder.hits() if h.path == "/v1/hash"]
     assert [h.status for h in hashes] == [400]
     assert site.errors == []
+
+
+def identify_module_requests(site) -> list:
+    """Return the gateway requests for the identify module so far."""
+    return [h for h in site.gateway.recorder.hits() if h.path == "/v1/identify.js"]
+
+
+def test_identify_module_loads_once_and_only_for_identify(site):
+    """Page views and tracks never fetch /v1/identify.js; two identifies fetch it once."""
+    page = site.open("gateway.track('Before identify');")
+    site.gateway.recorder.wait_for(lambda hs: site.gateway.beacons("t"), WAIT_S, "track")
+    assert identify_module_requests(site) == []
+    page.wait_for_function("document.cookie.indexOf('_mkto_trk=') >= 0")
+    page.evaluate(
+        "gateway.identify('u_3', {email: 'ann.lee@example.com'});"
+        "gateway.identify('u_3', {email: 'ann.lee@example.com', title: 'CTO'});"
+    )
+    site.webhost.recorder.wait_for(lambda hs: len(site.webhost.recorder.hits("form")) == 2)
+    fetched = identify_module_requests(site)
+    assert len(fetched) == 1 and fetched[0].query["v"]
+    assert [h.form()["Email"] for h in site.webhost.recorder.hits("form")] == [EMAIL, EMAIL]
+    assert site.errors == []
+
+
+def test_blocked_identify_module_keeps_the_beacons(site):
+    """The identify module blocked (ad blocker, CSP): the identify beacon still goes out."""
+    page = site.open()
+    page.route("**/v1/identify.js*", lambda route: route.abort())
+    page.evaluate("gateway.identify('u_4', {email: 'ann.lee@example.com'})")
+    site.gateway.recorder.wait_for(lambda hs: site.gateway.beacons("i"), WAIT_S, "identify")
+    page.evaluate("gateway.track('After identify')")
+    site.gateway.recorder.wait_for(lambda hs: site.gateway.beacons("t"), WAIT_S, "track")
+    assert site.webhost.recorder.hits("form") == []
+    assert site.errors == []

@@ -7,7 +7,10 @@ import json
 
 import pytest
 
+from app.browser import loader
 from app.browser import tokens
+from app.browser.loader import IDENTIFY_BUILD_PATH
+from app.browser.loader import IDENTIFY_PATH
 from app.browser.loader import served_library
 from tests.conftest import BROWSER_KEY
 from tests.conftest import BROWSER_ORIGIN
@@ -63,14 +66,44 @@ def test_loader_serves_the_library_with_the_keys_public_config(client, write_set
     assert (config["identifyMode"], config["formId"]) == ("form", 1003)
     assert config["formBaseUrl"] == "//app-ab12.marketo.com"
     assert config["trackServerSide"] is True
-    fields = config["fieldMap"]
+    # The site's own traits only; the standard table comes with the identify module.
+    assert config["fieldMap"] == {"plan.tier": "planTier", "job": "Title"}
+    assert config["identifyVersion"] == loader.identify_version()
+
+
+def identify_module_fields(body: str) -> dict:
+    """Return the standard field table the identify module is wrapped with."""
+    return json.loads(body.rsplit("})(", 1)[1].strip().removesuffix(");"))
+
+
+def test_identify_module_carries_the_standard_field_table(client):
+    """/v1/identify.js: the form/associateLead code with the REST -> SOAP table, in order."""
+    response = client.get("/v1/identify.js")
+    assert response.status_code == 200 and response.mimetype == "text/javascript"
+    body = response.get_data(as_text=True)
+    assert served_library(IDENTIFY_PATH, IDENTIFY_BUILD_PATH) in body
+    fields = identify_module_fields(body)
     assert fields["email"] == "Email" and fields["dateOfBirth"] == "DateofBirth"
     assert fields["gender"] == "MarketoSocialGender" and fields["address.zip"] == "PostalCode"
-    assert fields["plan.tier"] == "planTier" and fields["job"] == "Title"
-    # The map's order is its precedence: standard names, then Segment aliases, then custom.
+    # The table's order is its precedence: standard names, then Segment aliases (the loader's
+    # custom traits come after both in the browser, as in form-config's fieldMap).
     order = list(fields)
     assert order[0] == "email" and order.index("dateOfBirth") < order.index("birthday")
-    assert order.index("postalCode") < order.index("address.zip") < order.index("plan.tier")
+    assert order.index("postalCode") < order.index("address.zip")
+
+
+def test_identify_module_is_cached_for_a_year_at_its_versioned_url(client, write_settings):
+    """The loader's URL names the version: immutable there, 5 minutes elsewhere, 304 on ETag."""
+    write_settings(public_url="https://track.example.com", **FORM)
+    config = loader_config(client.get(f"/v1/loader.js?k={BROWSER_KEY}").get_data(as_text=True))
+    versioned = client.get(f"/v1/identify.js?v={config['identifyVersion']}")
+    assert versioned.cache_control.public and versioned.cache_control.immutable
+    assert versioned.cache_control.max_age == 365 * 24 * 3600
+    other = client.get("/v1/identify.js?v=0123456789ab")
+    assert other.cache_control.max_age == 300 and not other.cache_control.immutable
+    assert other.data == versioned.data
+    again = client.get("/v1/identify.js", headers={"If-None-Match": versioned.headers["ETag"]})
+    assert again.status_code == 304 and again.data == b""
 
 
 def test_loader_falls_back_to_the_requested_host_without_public_url(client):
@@ -119,9 +152,11 @@ def test_loader_contains_no_secret(client, write_settings, environ):
     environ.update({"GATEWAY_SECRET_KEY": "env-signing-secret-11"})
     body = client.get(f"/v1/loader.js?k={BROWSER_KEY}").get_data(as_text=True)
     config = client.get(f"/v1/form-config?k={BROWSER_KEY}").get_data(as_text=True)
+    module = client.get("/v1/identify.js").get_data(as_text=True)
     for secret in [*secrets.values(), *environ.values(), SERVER_KEY, "sha256:"]:
         assert secret not in body
         assert secret not in config
+        assert secret not in module
     assert loader_config(body)["identifyMode"] == "associate_lead"
 
 
@@ -134,6 +169,8 @@ def test_form_config_answers_allowed_origins_only(client, write_settings):
     assert "Origin" in ok.headers["Vary"]
     assert ok.json["formId"] == 1003 and ok.json["fieldMap"]["firstName"] == "FirstName"
     assert ok.json["munchkinId"] == "123-ABC-456"
+    order = list(ok.json["fieldMap"])
+    assert order[0] == "email" and order.index("postalCode") < order.index("address.zip")
     foreign = client.get(
         f"/v1/form-config?k={BROWSER_KEY}", headers={"Origin": "https://evil.test"}
     )

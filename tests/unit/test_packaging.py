@@ -33,7 +33,13 @@ def shipped(relative: Path) -> bool:
 
 @pytest.mark.parametrize(
     "path",
-    [loader.LIBRARY_PATH, loader.BUILD_PATH, *sorted((ROOT / "app" / "templates").iterdir())],
+    [
+        loader.LIBRARY_PATH,
+        loader.BUILD_PATH,
+        loader.IDENTIFY_PATH,
+        loader.IDENTIFY_BUILD_PATH,
+        *sorted((ROOT / "app" / "templates").iterdir()),
+    ],
     ids=lambda p: p.name,
 )
 def test_runtime_files_are_in_the_wheel(path: Path) -> None:
