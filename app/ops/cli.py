@@ -97,19 +97,26 @@ def show_command(event_id: int) -> None:
 @click.argument("event_ids", nargs=-1, type=int)
 @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
 @click.option("--reason", help="Replay the dead letters with this reason.")
-def replay_command(event_ids: tuple[int, ...], replay_all: bool, reason: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def replay_command(
+    event_ids: tuple[int, ...], replay_all: bool, reason: str | None, as_json: bool
+) -> None:
     """Send dead letters back to pending with their attempts reset."""
     chosen = sum(bool(x) for x in (event_ids, replay_all, reason))
     if chosen != 1:
         fail("name the events: IDs, --reason R or --all (exactly one)")
     ids = list(event_ids) if event_ids else None
     moved = get_store().replay(ids, reason, time.time())
+    if as_json:
+        echo_json({"replayed": moved})
+        return
     click.echo(f"replayed {moved} event(s)")
 
 
 @dead_letters_cli.command("purge")
 @click.option("--older-than", default="30d", show_default=True, help="Age, e.g. 30d, 12h.")
-def purge_command(older_than: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def purge_command(older_than: str, as_json: bool) -> None:
     """Delete dead letters last touched longer ago than --older-than."""
     try:
         age = parse_duration(older_than)
@@ -117,4 +124,7 @@ def purge_command(older_than: str) -> None:
         fail(str(exc))
         return
     removed = get_store().purge_dead(time.time() - age)
+    if as_json:
+        echo_json({"purged": removed})
+        return
     click.echo(f"purged {removed} dead letter(s)")

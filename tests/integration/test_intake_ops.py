@@ -132,3 +132,12 @@ def test_metrics_sum_the_counters_of_every_worker_process(tmp_path, settings_pat
     assert 'gateway_events_accepted_total{source="server",type="identify"} 7.0' in text
     assert 'gateway_outbox_events{reason="",state="pending"} 7.0' in text
     assert text.count("# TYPE gateway_events_accepted_total counter") <= 1
+
+
+def test_dead_letters_replay_and_purge_print_json_for_scripts(client, store, runner):
+    fill(client, store)
+    replayed = runner.invoke(args=["dead-letters", "replay", "--reason", "marketo_1006", "--json"])
+    assert replayed.exit_code == 0 and json.loads(replayed.output) == {"replayed": 2}
+    purged = runner.invoke(args=["dead-letters", "purge", "--older-than", "0s", "--json"])
+    assert purged.exit_code == 0 and json.loads(purged.output) == {"purged": 0}
+    assert store.counts(time.time())["dead"] == {}
