@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import json
 import logging
@@ -17,6 +19,7 @@ from flask import current_app
 from flask import jsonify
 from flask import request
 from werkzeug.exceptions import HTTPException
+from werkzeug.sansio.utils import get_content_length
 
 from app.errors import BadRequest
 from app.errors import Forbidden
@@ -48,6 +51,27 @@ def current_settings() -> Settings:
     return holder.get()
 
 
+def parse_authorization(value: str | None) -> tuple[str, str | None] | None:
+    """Return an Authorization header's (lower-case scheme, HTTP Basic user name or None).
+
+    Parsed as werkzeug's `Authorization.from_header` parses it (None when the header is absent
+    or empty, or Basic credentials that do not decode), from the header text directly: the
+    request's parsed headers and Authorization object cost more than the rest of the key check.
+    Basic credentials with non-ASCII characters count as undecodable rather than raising.
+    """
+    if not value:
+        return None
+    scheme, _, rest = value.partition(" ")
+    scheme = scheme.lower()
+    if scheme != "basic":
+        return scheme, None
+    try:
+        user = base64.b64decode(rest.strip()).decode().partition(":")[0]
+    except (binascii.Error, ValueError):  # ValueError: non-ASCII text; UnicodeError: not UTF-8
+        return None
+    return scheme, user
+
+
 def _decompress(body: bytes, max_bytes: int) -> bytes:
     decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
@@ -69,12 +93,14 @@ def read_json_body(max_bytes: int) -> Any:
     :raises BadRequest: the body is empty or not JSON.
     """
     environ = request.environ
-    # The environ directly: werkzeug's parsed mimetype and wrapped stream cost more than the
-    # rest of this function on a small event.
+    # The environ directly: werkzeug's parsed headers, mimetype and wrapped stream cost more than
+    # the rest of this function on a small event.
     mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
     if mimetype not in JSON_TYPES:
         raise UnsupportedMediaType(f"send JSON (application/json or text/plain), not {mimetype}")
-    length = request.content_length
+    length = get_content_length(
+        environ.get("CONTENT_LENGTH"), environ.get("HTTP_TRANSFER_ENCODING")
+    )
     if length is not None and length > max_bytes:
         raise PayloadTooLarge(f"the body is over {max_bytes} bytes")
     if length is not None:
@@ -83,7 +109,7 @@ def read_json_body(max_bytes: int) -> Any:
         raw = request.stream.read(max_bytes + 1)
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"the body is over {max_bytes} bytes")
-    encoding = (request.headers.get("Content-Encoding") or "identity").strip().lower()
+    encoding = (environ.get("HTTP_CONTENT_ENCODING") or "identity").strip().lower()
     if encoding == "gzip":
         raw = _decompress(raw, max_bytes)
     elif encoding != "identity":
@@ -112,9 +138,8 @@ def server_key_from_auth(settings: Settings) -> SourceKey:
 
     :raises Unauthorized: no credentials, or not a known server key.
     """
-    auth = request.authorization
-    secret = auth.username if auth is not None and auth.type == "basic" else None
-    key = settings.server_key(secret)
+    auth = parse_authorization(request.environ.get("HTTP_AUTHORIZATION"))
+    key = settings.server_key(auth[1] if auth is not None else None)
     if key is None:
         raise Unauthorized("send a server key as the HTTP Basic user name", code="unknown_key")
     return key

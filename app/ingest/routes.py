@@ -24,6 +24,7 @@ from app.http import browser_key_from
 from app.http import check_ip_rate
 from app.http import check_origin
 from app.http import current_settings
+from app.http import parse_authorization
 from app.http import preflight_response
 from app.http import read_json_body
 from app.http import server_key_from_auth
@@ -53,6 +54,7 @@ def accept(
     A single message that breaks a rule is a 400; in a batch the valid items are stored and the
     others listed under `rejected`, unless none is valid (400 with the list).
     """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
     now = time.time()
     received_iso = iso_utc(datetime.fromtimestamp(now, UTC))
     max_event = settings.intake.max_event_bytes
@@ -70,7 +72,7 @@ def accept(
             rejected.append({"index": index, "code": exc.code, "message": exc.message})
             continue
         routed.append(route(event, settings))
-    metrics = intake_metrics(current_app)
+    metrics = intake_metrics(app)
     for entry in rejected:
         metrics.child(metrics.rejected, entry["code"]).inc()
     if not routed:
@@ -84,7 +86,7 @@ def accept(
         response.status_code = 400
         g.counted = True
         return response
-    store = get_store()
+    store = get_store(app)
     store.dedupe_window_s = settings.intake.dedupe_window_h * 3600.0  # type: ignore[attr-defined]
     stored = store.add(routed, now)
     _after_commit(store, routed, stored, settings, now)
@@ -99,7 +101,7 @@ def accept(
         metrics.duplicates.inc(len(routed) - sum(by_label.values()))
     if rejected:
         return jsonify({"success": True, "rejected": rejected})
-    return current_app.response_class(SUCCESS_BODY, mimetype="application/json")
+    return app.response_class(SUCCESS_BODY, content_type="application/json")
 
 
 def _after_commit(
@@ -170,7 +172,7 @@ def batch() -> Response:
         return _preflight()
     settings = current_settings()
     limit = settings.intake.max_batch_bytes
-    if request.authorization is not None:
+    if parse_authorization(request.environ.get("HTTP_AUTHORIZATION")) is not None:
         key = server_key_from_auth(settings)
         body = _object_body(limit)
     else:
@@ -191,13 +193,14 @@ def _start_clock() -> None:
 
 @bp.after_request
 def _finish(response: Response) -> Response:
-    key = g.get("browser_key")
+    flags = g._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not three
+    key = flags.get("browser_key")
     if key is not None:
         apply_cors(response, key)
-    metrics = intake_metrics(current_app)
-    if response.status_code >= 400 and not g.get("counted"):
+    metrics = intake_metrics(current_app._get_current_object())  # type: ignore[attr-defined]
+    if response.status_code >= 400 and not flags.get("counted"):
         body = response.get_json(silent=True) or {}
         metrics.child(metrics.rejected, (body.get("error") or {}).get("code", "error")).inc()
     endpoint = (request.endpoint or "").rpartition(".")[2]
-    metrics.child(metrics.latency, endpoint).observe(time.perf_counter() - g.intake_t0)
+    metrics.child(metrics.latency, endpoint).observe(time.perf_counter() - flags.intake_t0)
     return response

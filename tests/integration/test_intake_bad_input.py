@@ -48,6 +48,8 @@ CASES: list[tuple[str, str, str, dict[str, str], bytes, int]] = [
     ("browser key as basic user", "POST", "/v1/track", {**JSON, **basic_auth(BROWSER_KEY)}, body(OK_TRACK), 401),
     ("bearer instead of basic", "POST", "/v1/track", {**JSON, "Authorization": f"Bearer {SERVER_KEY}"}, body(OK_TRACK), 401),
     ("garbage authorization", "POST", "/v1/track", {**JSON, "Authorization": "Basic !!!"}, body(OK_TRACK), 401),
+    ("non-ascii basic credentials", "POST", "/v1/track", {**JSON, "Authorization": "Basic \xe9t\xe9"}, body(OK_TRACK), 401),
+    ("non-ascii basic credentials on a batch", "POST", "/v1/batch", {**JSON, "Authorization": "Basic \xe9"}, body({"batch": [{**OK_TRACK, "type": "track"}]}), 401),
     ("not json", "POST", "/v1/track", {**JSON, **AUTH}, b"{nope", 400),
     ("empty body", "POST", "/v1/track", {**JSON, **AUTH}, b"", 400),
     ("whitespace body", "POST", "/v1/track", {**JSON, **AUTH}, b"   \n", 400),

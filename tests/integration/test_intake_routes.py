@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 
@@ -10,6 +11,7 @@ import pytest
 from app.outbox.store import State
 from tests.conftest import BROWSER_KEY
 from tests.conftest import BROWSER_ORIGIN
+from tests.conftest import SERVER_KEY
 from tests.fixtures_intake import BEACON_HEADERS
 from tests.fixtures_intake import basic_auth
 from tests.fixtures_intake import beacon_body
@@ -237,3 +239,26 @@ def test_the_dedupe_window_is_per_key(client, store):
     assert again.status_code == 200
     stored = store.find("order-1235")
     assert sorted(s.event.source_kind for s in stored) == ["browser", "server"]
+
+
+def _credentials(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        f"Basic {_credentials(SERVER_KEY + ':')}",
+        f"basic {_credentials(SERVER_KEY + ':')}",
+        f"BASIC  {_credentials(SERVER_KEY + ':')} ",
+        f"Basic {_credentials(SERVER_KEY + ':a password')}",
+        f"Basic {_credentials(SERVER_KEY)}",
+    ],
+    ids=["segment", "lower-case scheme", "extra spaces", "with a password", "no colon"],
+)
+def test_the_server_key_is_read_from_any_spelling_of_basic_credentials(client, store, header):
+    response = client.post(
+        "/v1/track", json={"userId": "u1", "event": "E"}, headers={"Authorization": header}
+    )
+    assert response.status_code == 200, response.data
+    assert store.counts(0)["dropped"] == {"event_not_mapped": 1}
