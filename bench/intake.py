@@ -49,19 +49,32 @@ class Result:
     requests: int
     #: Server CPU (workers' user + system) per request, in microseconds.
     cpu_us: float = 0.0
+    #: Each worker's share of that CPU in percent, largest first ("58/42"): wrk opens all its
+    #: connections at once and the workers accept them unevenly, which moves the gateway's
+    #: figures far more than the bare route's (see bench/README.md).
+    split: str = ""
 
 
-def worker_cpu_s(master: int) -> float:
-    """Return the user + system CPU seconds of a gunicorn master's worker processes so far."""
-    total = 0
+def worker_cpu(master: int) -> dict[str, float]:
+    """Return the user + system CPU seconds of each of a gunicorn master's workers so far."""
+    out = {}
     children = Path(f"/proc/{master}/task/{master}/children")
     for pid in children.read_text().split() if children.exists() else ():
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         except OSError:
             continue  # a worker that just exited
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-    return total / os.sysconf("SC_CLK_TCK")
+        # utime, stime (fields 14 and 15)
+        out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def cpu_split(before: dict[str, float], after: dict[str, float]) -> tuple[float, str]:
+    """Return the workers' CPU seconds between two readings and each one's share, largest first."""
+    used = [after[pid] - before.get(pid, 0.0) for pid in after]
+    total = sum(used)
+    shares = sorted((round(100 * u / total) for u in used), reverse=True) if total else []
+    return total, "/".join(str(x) for x in shares)
 
 
 def free_port() -> int:
@@ -176,7 +189,7 @@ def load_python(
 
 def report(label: str, r: Result, extra: str = "") -> None:
     print(f"{label} {r.rps:7.0f} req/s  p99 {r.p99_ms:6.1f} ms  cpu {r.cpu_us:6.0f} us/req"
-          f"  errors {r.errors}  {extra}".rstrip())  # fmt: skip
+          f" (split {r.split})  errors {r.errors}  {extra}".rstrip())  # fmt: skip
 
 
 def main() -> int:
@@ -218,9 +231,10 @@ def main() -> int:
         proc, port = start_gunicorn(target, env, args.workers, args.threads)
         try:
             load(port, path, body, auth, min(2.0, args.duration), conns)  # warm-up
-            cpu0 = worker_cpu_s(proc.pid)
+            cpu0 = worker_cpu(proc.pid)
             result = load(port, path, body, auth, args.duration, conns)
-            result.cpu_us = (worker_cpu_s(proc.pid) - cpu0) / max(1, result.requests) * 1e6
+            used, result.split = cpu_split(cpu0, worker_cpu(proc.pid))
+            result.cpu_us = used / max(1, result.requests) * 1e6
             return result
         finally:
             stop(proc)
@@ -242,6 +256,9 @@ def main() -> int:
         report(f"gate  POST /v1/batch c={conns:<3}", many, f"= {events_s:.0f} events/s")
     ratio = track.rps / bare.rps if bare.rps else 0.0
     print(f"intake_ratio {ratio:.2f}  (goal >= {GOAL_RATIO})")
+    cpu_ratio = bare.cpu_us / track.cpu_us if track.cpu_us else 0.0
+    print(f"intake_cpu_ratio {cpu_ratio:.2f}  (bare cpu/req / track cpu/req: the req/s ratio when"
+          f" both runs are CPU-bound, and steadier on a shared machine)")  # fmt: skip
     for conns, many in batches:
         goals = f"(goal >= {GOAL_BATCH_EVENTS_S}, p99 <= {GOAL_P99_MS})"
         print(f"batch_events_per_s c={conns} {many.rps * args.batch_size:.0f}"
