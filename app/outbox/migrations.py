@@ -13,8 +13,10 @@ import os
 import sqlite3
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from app.outbox.groupcommit import ProcessLock
 from app.outbox.schema_postgres import POSTGRES_STEPS
 from app.outbox.schema_sqlite import SQLITE_STEPS
 
@@ -141,6 +143,34 @@ def _upgrade_postgres(conn: Any, target: int) -> list[Migration]:
     return steps
 
 
+def sqlite_lock_path(path: Path | str) -> Path:
+    """Return the side file whose flock serialises a SQLite database's writers."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+def prepare_sqlite(path: Path | str, target: int = LATEST) -> list[Migration]:
+    """Switch a SQLite database to WAL and upgrade its schema, one process at a time.
+
+    Several processes starting together (gunicorn workers, `flask worker`) would otherwise race
+    on a new file: SQLite refuses a concurrent journal-mode switch at once with "database is
+    locked" instead of waiting for it. Under the side file's flock the first one does the work
+    and the others find it done.
+    """
+    lock = ProcessLock(sqlite_lock_path(path))
+    try:
+        with lock:
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                return upgrade(conn, SQLITE, target)
+            finally:
+                conn.close()
+    finally:
+        lock.close()
+
+
 def _log(steps: list[Migration]) -> None:
     for step in steps:
         logger.info("schema upgraded to version %d (%s)", step.version, step.name)
@@ -159,6 +189,10 @@ def _connect(url: str) -> tuple[Any, str]:
 
 def upgrade_url(url: str, target: int = LATEST) -> tuple[int, int]:
     """Upgrade the database a store URL names; return its versions before and after."""
+    if dialect_of(url) == SQLITE:
+        before = current_url(url)
+        prepare_sqlite(sqlite_path(url), target)
+        return before, current_url(url)
     conn, dialect = _connect(url)
     try:
         before = current(conn, dialect)

@@ -48,14 +48,14 @@ class SqliteSharedState(SqlSharedState):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
-        migrations.upgrade(self._conn(), migrations.SQLITE)
+        migrations.prepare_sqlite(path)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            # prepare_sqlite() switched the file to WAL once, under the writers' flock.
             # Limiter state can be rebuilt; NORMAL keeps its commits cheap under WAL.
             conn.execute("PRAGMA synchronous = NORMAL")
             self._local.conn = conn

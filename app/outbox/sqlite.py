@@ -76,9 +76,8 @@ class SqliteStore:
         self.dedupe_window_s = dedupe_window_s
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
-        with self._read() as conn:
-            migrations.upgrade(conn, migrations.SQLITE)
-        lock_path = self.path.with_name(self.path.name + ".lock")
+        migrations.prepare_sqlite(self.path)
+        lock_path = migrations.sqlite_lock_path(self.path)
         self._plock = ProcessLock(lock_path)
         # Only the current leader touches the writer connection and its lock (one at a time).
         self._add_plock = ProcessLock(lock_path)
