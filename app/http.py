@@ -207,6 +207,11 @@ class IpRateLimiter:
             self._buckets[bucket] = (tokens - cost, now)
             return 0.0
 
+    def __len__(self) -> int:
+        """Return how many (key, subscriber) buckets this process holds (memory is bounded)."""
+        with self._lock:
+            return len(self._buckets)
+
     def _evict(self, now: float, period: float) -> None:
         """Make room: forget buckets idle for a whole period (they are full again anyway), else
         the least recently used half. Never all at once: a blocked caller stays blocked."""
