@@ -360,14 +360,17 @@ def test_the_outbox_files_are_private_to_their_user(tmp_path):
     assert all(mode & 0o077 == 0 for mode in modes.values()), modes
 
 
-def _open_at_once(path: str, barrier, results) -> None:
-    barrier.wait(30)
-    try:
-        SqliteStore(path).close()
-        SqliteSharedState(path)
-        results.put("ok")
-    except Exception as exc:  # reported to the parent, which asserts on it
-        results.put(repr(exc))
+def _open_in_rounds(directory: str, rounds: int, barrier, results) -> None:
+    """In a fresh (spawned) process: at each round, open that round's new file with the others."""
+    for round_ in range(rounds):
+        barrier.wait(60)
+        path = os.path.join(directory, f"outbox-{round_}.db")
+        try:
+            SqliteStore(path).close()
+            SqliteSharedState(path)
+            results.put((round_, "ok"))
+        except Exception as exc:  # reported to the parent, which asserts on it
+            results.put((round_, repr(exc)))
 
 
 def test_processes_opening_a_new_file_at_once_all_start(tmp_path):
@@ -375,18 +378,25 @@ def test_processes_opening_a_new_file_at_once_all_start(tmp_path):
 
     Before the switch and the upgrade ran under the writers' flock, about one round in ten
     had a process fail with "database is locked"; 20 rounds make a regression near certain.
+    Spawned, not forked: a fork of this threaded test process can inherit a held lock.
     """
-    ctx = multiprocessing.get_context("fork")
-    for round_ in range(20):
-        path = str(tmp_path / f"outbox-{round_}.db")
-        barrier, results = ctx.Barrier(6), ctx.Queue()
-        procs = [ctx.Process(target=_open_at_once, args=(path, barrier, results)) for _ in range(6)]
+    ctx = multiprocessing.get_context("spawn")
+    rounds, procs_n = 20, 6
+    barrier, results = ctx.Barrier(procs_n), ctx.Queue()
+    args = (str(tmp_path), rounds, barrier, results)
+    procs = [ctx.Process(target=_open_in_rounds, args=args) for _ in range(procs_n)]
+    for proc in procs:
+        proc.start()
+    try:
+        outcomes = [results.get(timeout=120) for _ in range(rounds * procs_n)]
+    finally:
         for proc in procs:
-            proc.start()
-        outcomes = [results.get(timeout=60) for _ in procs]
-        for proc in procs:
-            proc.join(60)
-        assert outcomes == ["ok"] * 6, f"round {round_}: {outcomes}"
-        with sqlite3.connect(path) as conn:
+            proc.join(30)
+            if proc.is_alive():
+                proc.kill()
+    failed = sorted(o for o in outcomes if o[1] != "ok")
+    assert failed == [], failed
+    for round_ in range(rounds):
+        with sqlite3.connect(tmp_path / f"outbox-{round_}.db") as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             assert conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] >= 1
