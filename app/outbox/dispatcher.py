@@ -23,6 +23,7 @@ from app.marketo.errors import QuotaExhausted
 from app.marketo.errors import RateLimited
 from app.marketo.errors import Retryable
 from app.marketo.errors import TokenInvalid
+from app.marketo.errors import Transient
 from app.marketo.outcomes import DEAD
 from app.marketo.outcomes import DELIVERED
 from app.marketo.outcomes import DROPPED
@@ -54,6 +55,8 @@ CREDENTIALS_PAUSE_S = 300.0
 QUOTA_RESET_TOLERANCE_S = 3600.0
 #: Probe interval while parked on 607 near the reset time.
 QUOTA_PROBE_S = 900.0
+#: The limiter's pause reason while the circuit breaker holds calls (`flask status`).
+OUTAGE_REASON = "marketo_unavailable"
 #: How often housekeeping (held-event expiry, compaction) runs.
 MAINTENANCE_EVERY_S = 60.0
 #: Delivered and dropped rows are kept this long, then compacted (counts survive).
@@ -136,6 +139,9 @@ class Dispatcher:
         self._last_maintenance = float("-inf")
         # Fewer events per batch while Marketo answers 604 (per dispatcher, see reshape.py).
         self._limit = BatchLimit()
+        # Batches in a row that Marketo failed as a whole (5xx, timeouts, no connection) with
+        # nothing delivered: the circuit breaker's back-off exponent (per dispatcher).
+        self._outage_streak = 0
         self._told_no_credentials = False
 
     # One step --------------------------------------------------------------------------------
@@ -266,6 +272,7 @@ class Dispatcher:
                 ended.setdefault((DEAD, "retries_exhausted", detail), []).append(stored.id)
                 continue
             retries.setdefault((at, charge, outcome.detail or ""), []).append(stored.id)
+        self._track_outage(batch, outcomes, bool(delivered), now, policy)
         if delivered:
             self.store.ack(delivered, now)
             self._count(DELIVERED, None, len(delivered))
@@ -278,6 +285,41 @@ class Dispatcher:
         for (at, charge, detail), ids in retries.items():
             self.store.retry(ids, at, detail, now, charge=charge)
             self._count(RETRY, None, len(ids))
+
+    def _track_outage(
+        self,
+        batch: list[StoredEvent],
+        outcomes: dict[int, Outcome],
+        delivered: bool,
+        now: float,
+        policy: RetryPolicy,
+    ) -> None:
+        """Circuit breaker: while Marketo fails whole calls, hold every call, not just this batch.
+
+        Without it each failed batch backs off alone while the dispatcher claims the next one,
+        so an outage charges an attempt to every pending event in turn and, after `max_attempts`
+        rounds (under an hour with the 10-minute cap), dead-letters the whole backlog. With it
+        one batch probes Marketo per back-off, the back-off grows with the failures in a row,
+        and the events that were never sent wait uncharged. A delivered event closes it.
+        """
+        if delivered:
+            if self._outage_streak:
+                logger.info("Marketo answers again after %d failed batches", self._outage_streak)
+            self._outage_streak = 0
+            return
+        failures = [outcomes[e.id].error for e in batch if _is(outcomes.get(e.id), Transient)]
+        if not failures:
+            return
+        self._outage_streak += 1
+        retry_after = max((getattr(f, "retry_after", None) or 0.0 for f in failures), default=0.0)
+        until = now + policy.delay(self._outage_streak, retry_after or None, self.rand())
+        self.shared.pause(until, OUTAGE_REASON)
+        logger.warning(
+            "Marketo failed %d batch(es) in a row (%s); holding calls for %.0f s",
+            self._outage_streak,
+            failures[0],
+            until - now,
+        )
 
     def _when(
         self,

@@ -167,3 +167,27 @@ def test_bad_credentials_pause_delivery_without_dead_letters(delivery) -> None:
     delivery.clock.advance(301.0)
     delivery.drain()
     assert settled(delivery, ids) == Counter({("delivered", None): 2})
+
+
+def test_an_outage_holds_every_call_and_charges_only_the_probing_batches(delivery) -> None:
+    """Marketo down: one batch probes per growing back-off; the rest of the backlog waits
+    uncharged, nothing is dead-lettered, and a delivered call closes the breaker."""
+    delivery.warm()
+    delivery.configure(limits={"batch_size": 2, "batch_wait_s": 0, "max_attempts": 3})
+    delivery.fake.script(ACTIVITIES, *[{"http_status": 503}] * 8)
+    ids = [delivery.track(f"user{i % 5}") for i in range(20)]
+    start = delivery.clock.now()
+    while delivery.clock.now() - start < 60.0:  # one minute of the outage, on the fake clock
+        if not delivery.engine.dispatcher.run_once(flush=True):
+            delivery.clock.advance(1.0)
+    calls = len(delivery.fake.calls_to(ACTIVITIES))
+    # Back-offs of 1-2, 2-4, 4-8, 8-16, 16-32 s: at most 6 probes in a minute. Without the
+    # breaker every batch of the backlog went out at once and again at each of its retries.
+    assert 2 <= calls <= 6
+    attempts = [s.attempts for m in ids for s in delivery.store.find(m)]
+    assert sum(attempts) == 2 * calls and attempts.count(0) >= 20 - 2 * calls
+    view = delivery.shared.limiter(Budget.from_limits(delivery.settings.limits), start)
+    assert view.pause_reason == "marketo_unavailable" and view.paused_until > start
+    delivery.drain(advance=60.0)
+    assert settled(delivery, ids) == Counter({("delivered", None): 20})
+    assert len(delivery.fake.calls_to(ACTIVITIES)) == 8 + 10
