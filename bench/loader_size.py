@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app import create_app  # noqa: E402
 from app.browser.loader import compact  # noqa: E402
+from app.browser.loader import identify_module  # noqa: E402
 from app.browser.loader import library_source  # noqa: E402
-from app.browser.loader import render_identify_module  # noqa: E402
 from app.browser.loader import render_loader  # noqa: E402
 from app.browser.loader import served_library  # noqa: E402
 from app.settings import parse  # noqa: E402
@@ -68,7 +68,7 @@ def measure() -> dict[str, int]:
         "library_gzip": gz(served_library()),
         "loader_bytes": len(loader.encode()),
         "loader_gzip": gz(loader),
-        "identify_gzip": gz(render_identify_module()),
+        "identify_gzip": gz(identify_module().body),
     }
 
 

@@ -8,6 +8,7 @@ import logging
 import re
 from pathlib import Path
 from typing import Any
+from typing import NamedTuple
 
 from flask import render_template
 from jinja2.utils import htmlsafe_json_dumps
@@ -103,7 +104,7 @@ def public_config(settings: Settings, key: SourceKey, gateway_url: str) -> dict[
         # comes with the identify module, which merges the two in field_map()'s order.
         "fieldMap": custom_field_map(settings),
         "trackServerSide": settings.send_track_server_side,
-        "identifyVersion": identify_version(),
+        "identifyVersion": identify_module().version,
     }
 
 
@@ -130,27 +131,36 @@ def render_loader(settings: Settings, key: SourceKey, gateway_url: str) -> str:
     return render_template("loader.js.j2", config=config, library=served_library())
 
 
-def render_identify_module() -> str:
-    """Render `GET /v1/identify.js`: the identify module with the standard field table.
+class IdentifyModule(NamedTuple):
+    """What `GET /v1/identify.js` serves, with its ETag and the version the loader links to."""
+
+    body: str
+    etag: str
+
+    @property
+    def version(self) -> str:
+        """Return the short hash the loader puts in the module's URL (`?v=`)."""
+        return self.etag[:12]
+
+
+def identify_module() -> IdentifyModule:
+    """Return the identify module wrapped with the standard field table, and its ETag.
 
     The same for every key and site (no config, no secret), so browsers may keep it as long as
-    its version, which the loader names in the URL, stays the same.
+    its version, which the loader names in the URL, stays the same. Built and hashed once per
+    library build, not per loader request.
     """
     return _identify_module(served_library(IDENTIFY_PATH, IDENTIFY_BUILD_PATH))
 
 
 @functools.lru_cache(maxsize=2)
-def _identify_module(module: str) -> str:
+def _identify_module(module: str) -> IdentifyModule:
     fields = htmlsafe_json_dumps(standard_field_map(), sort_keys=False, separators=(",", ":"))
-    return (
+    body = (
         "/* marketo-gateway identify module; public: never a secret */\n"
         f"(function (STANDARD_FIELDS) {{\n{module}\n}})({fields});\n"
     )
-
-
-def identify_version() -> str:
-    """Return the identify module's version: a short hash of what /v1/identify.js serves."""
-    return etag_for(render_identify_module())[:12]
+    return IdentifyModule(body, etag_for(body))
 
 
 def etag_for(body: str) -> str:

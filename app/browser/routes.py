@@ -93,11 +93,11 @@ def identify_js() -> Response:
     It holds no key and no config, so any cache may keep it; for a year when the URL names the
     version being served (the loader links to that URL, and a new version gets a new one).
     """
-    body = loader.render_identify_module()
-    response = Response(body, content_type="text/javascript; charset=utf-8")
-    response.set_etag(loader.etag_for(body))
+    module = loader.identify_module()
+    response = Response(module.body, content_type="text/javascript; charset=utf-8")
+    response.set_etag(module.etag)
     response.cache_control.public = True
-    if request.args.get("v") == loader.identify_version():
+    if request.args.get("v") == module.version:
         response.cache_control.max_age = IDENTIFY_MAX_AGE_S
         response.cache_control.immutable = True
     else:
