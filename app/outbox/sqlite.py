@@ -94,8 +94,7 @@ class SqliteStore:
             self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
+        # WAL is on: migrations.prepare_sqlite() switched the file once, under the flock.
         # FULL: a commit is on disk (WAL fsynced) before it returns; the ack contract needs it.
         conn.execute("PRAGMA synchronous = FULL")
         return conn
