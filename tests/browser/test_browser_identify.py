@@ -169,3 +169,20 @@ def test_blocked_identify_module_keeps_the_beacons(site):
     site.gateway.recorder.wait_for(lambda hs: site.gateway.beacons("t"), WAIT_S, "track")
     assert site.webhost.recorder.hits("form") == []
     assert site.errors == []
+
+
+@pytest.mark.parametrize("mode", ["associate_lead", "off"])
+def test_identify_without_marketo_work_never_fetches_the_module(site, mode):
+    """associate_lead without a token, or identify off: the beacon only, no /v1/identify.js."""
+    if mode == "associate_lead":
+        associate_settings(site)
+    else:
+        site.gateway.configure(identify_mode="off", form_id=None, form_base_url=None)
+    page = site.open()
+    page.evaluate("gateway.identify('u_5', {email: 'ann.lee@example.com'})")
+    site.gateway.recorder.wait_for(lambda hs: site.gateway.beacons("i"), WAIT_S, "identify")
+    page.evaluate("gateway.track('After identify')")
+    site.gateway.recorder.wait_for(lambda hs: site.gateway.beacons("t"), WAIT_S, "track")
+    assert identify_module_requests(site) == []
+    assert [h for h in site.gateway.recorder.hits() if h.path == "/v1/hash"] == []
+    assert site.errors == []
