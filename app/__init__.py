@@ -9,20 +9,25 @@ from typing import Any
 
 from flask import Flask
 
-from app import browser
-from app import cli
-from app import health
-from app import http
-from app import ingest
-from app import lists_api
-from app import ops
-from app import outbox
-from app import worker
-from app.settings import SettingsHolder
-
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    """Create the gateway: settings, error handling, probes, CLI, then each subsystem."""
+    """Create the gateway: settings, error handling, probes, CLI, then each subsystem.
+
+    Subsystems are imported here, not at module top, so `import app.retry` (or the Marketo
+    client in a script) does not load Flask and every room of the house.
+    """
+    from app import browser
+    from app import cli
+    from app import delivery
+    from app import health
+    from app import http
+    from app import ingest
+    from app import lists_api
+    from app import ops
+    from app import outbox
+    from app.settings import EXTENSION
+    from app.settings import SettingsHolder
+
     app = Flask(__name__, instance_relative_config=True, static_folder=None)
     app.config.from_mapping(
         SETTINGS_PATH=os.environ.get("GATEWAY_SETTINGS")
@@ -32,7 +37,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     )
     if test_config is not None:
         app.config.update(test_config)
-    app.extensions["settings"] = SettingsHolder(
+    app.extensions[EXTENSION] = SettingsHolder(
         Path(app.config["SETTINGS_PATH"]), app.config["ENVIRON"]
     )
     http.init_app(app)
@@ -43,6 +48,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     browser.init_app(app)
     ops.init_app(app)
     lists_api.init_app(app)
-    worker.init_app(app)
+    delivery.init_app(app)
     cli.guard(app)
     return app

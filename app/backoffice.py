@@ -16,6 +16,7 @@ from flask import current_app
 from app.marketo.list_members import LeadWrite
 from app.marketo.lists import ListDirectory
 from app.settings import Settings
+from app.settings import settings_holder
 
 log = logging.getLogger(__name__)
 
@@ -28,19 +29,19 @@ def _app(app: Flask | None) -> Flask:
 
 def settings(app: Flask | None = None) -> Settings:
     """Return the settings in force (raises SettingsInvalid when the file is bad)."""
-    return _app(app).extensions["settings"].get()
+    return settings_holder(_app(app)).get()
 
 
 def marketo_client(app: Flask | None = None) -> Any:
     """Return the app's Marketo client, the one delivery uses, so every call shares one limiter."""
-    from app.worker import get_engine  # the worker wires client, limiter and shared state
+    from app.delivery import get_engine  # the worker wires client, limiter and shared state
 
     return get_engine(_app(app)).client()
 
 
 def lead_cache(app: Flask | None = None) -> Any:
     """Return the shared identity → lead cache (repointed after merges)."""
-    from app.worker import get_shared
+    from app.delivery import get_shared
 
     return get_shared(_app(app))
 

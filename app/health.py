@@ -10,6 +10,7 @@ from flask import current_app
 from flask import jsonify
 
 from app.errors import SettingsInvalid
+from app.settings import settings_holder
 
 bp = Blueprint("health", __name__)
 
@@ -24,7 +25,7 @@ def add_readiness_check(app: Flask, name: str, check: ReadinessCheck) -> None:
 
 def _settings_check() -> str | None:
     try:
-        current_app.extensions["settings"].get()
+        settings_holder(current_app).get()
     except SettingsInvalid as exc:
         return "; ".join(exc.problems)
     return None

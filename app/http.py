@@ -32,6 +32,7 @@ from app.settings import IntakeLimits
 from app.settings import Settings
 from app.settings import SettingsHolder
 from app.settings import SourceKey
+from app.settings import settings_holder
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def current_settings() -> Settings:
 
     :raises SettingsInvalid: the settings file is missing or invalid (503).
     """
-    holder: SettingsHolder = current_app.extensions["settings"]
+    holder: SettingsHolder = settings_holder(current_app)
     return holder.get()
 
 

@@ -24,6 +24,13 @@ PAUSED = "paused"
 QUOTA = "quota"
 WINDOW = "window"
 CONCURRENCY = "concurrency"
+# Why the shared limiter is paused (`flask status` shows it): Marketo's 606/615 back-off uses
+# the code itself; these are the gateway's own reasons.
+PAUSE_QUOTA = "607"
+PAUSE_CREDENTIALS = "credentials"
+PAUSE_OUTAGE = "marketo_unavailable"
+#: Decision reasons that mean "nothing before the daily quota resets".
+QUOTA_REASONS = frozenset({QUOTA, PAUSE_QUOTA})
 
 
 @dataclass(frozen=True)

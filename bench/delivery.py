@@ -22,7 +22,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from app.marketo.engine import Engine
+from app.coordination import open_shared
+from app.delivery.engine import Engine
 from app.outbox import open_store
 from app.outbox.store import Event
 from app.outbox.store import Routed
@@ -30,7 +31,6 @@ from app.outbox.store import Store
 from app.ratelimit import WINDOW_MARGIN_S
 from app.ratelimit import WINDOW_S
 from app.settings import parse
-from app.worker import open_shared
 from tests.fakes.marketo import FakeClock
 from tests.fakes.marketo import FakeMarketo
 

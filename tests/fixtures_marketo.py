@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from app.marketo.engine import Engine
-from app.outbox.shared_sqlite import SqliteSharedState
+from app.coordination.sqlite import SqliteSharedState
+from app.delivery.engine import Engine
 from app.outbox.sqlite import SqliteStore
 from app.outbox.store import Event
 from app.outbox.store import Routed

@@ -19,10 +19,10 @@ from urllib.parse import quote
 
 import pytest
 
+from app.coordination import open_shared
+from app.coordination.state import SharedState
 from app.outbox import open_store
-from app.outbox.shared import SharedState
 from app.outbox.store import Store
-from app.worker import open_shared
 
 # The maintenance database the tests connect to first; override for a server elsewhere.
 ADMIN_URL = os.environ.get(

@@ -14,11 +14,12 @@ from app.errors import GatewayError
 from app.errors import SettingsInvalid
 from app.settings import Settings
 from app.settings import SourceKey
+from app.settings import settings_holder
 
 
 def _settings() -> Settings:
     try:
-        return current_app.extensions["settings"].get()
+        return settings_holder(current_app).get()
     except SettingsInvalid as exc:
         raise click.ClickException(str(exc)) from exc
 

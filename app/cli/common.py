@@ -15,12 +15,13 @@ from app.errors import GatewayError
 from app.errors import SettingsInvalid
 from app.settings import SettingsFileError
 from app.settings import SettingsHolder
+from app.settings import settings_holder as holder_of
 from app.settings import update_raw
 
 
 def settings_holder() -> SettingsHolder:
     """Return the app's settings holder."""
-    return current_app.extensions["settings"]
+    return holder_of(current_app)
 
 
 def settings_path() -> Path:

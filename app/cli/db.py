@@ -15,6 +15,7 @@ from app.errors import SettingsInvalid
 from app.outbox import default_store_url
 from app.outbox import migrations
 from app.outbox.sqlite_sql import path_from_url
+from app.settings import settings_holder
 from app.settings.redact import redact
 from app.settings.redact import scrub
 
@@ -24,7 +25,7 @@ db_cli = AppGroup("db", help="Create, migrate and inspect the outbox database sc
 def store_url(app: Flask) -> str:
     """Return the app's store URL, a SQLite path made absolute against the instance's parent."""
     try:
-        url = app.extensions["settings"].get().store_url or default_store_url(app)
+        url = settings_holder(app).get().store_url or default_store_url(app)
     except SettingsInvalid as exc:
         fail(f"settings are invalid: {'; '.join(exc.problems)}")
         raise AssertionError("unreachable") from exc

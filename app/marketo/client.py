@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 import requests
 
+from app.coordination.state import Token
 from app.marketo.errors import HTTP_CLASSES
 from app.marketo.errors import CredentialsRejected
 from app.marketo.errors import MarketoError
@@ -28,7 +29,6 @@ from app.marketo.errors import RequestRejected
 from app.marketo.errors import TokenInvalid
 from app.marketo.errors import Transient
 from app.marketo.errors import classify
-from app.outbox.shared import Token
 from app.ratelimit import quota_resets_at
 from app.retry import parse_retry_after
 from app.settings import Settings

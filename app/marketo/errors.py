@@ -58,6 +58,10 @@ class RateLimited(Retryable):
         self.retry_after = retry_after
 
 
+class LimiterBusy(RateLimited):
+    """The gateway's own shared budget has no call to spare soon; Marketo was not asked."""
+
+
 class QuotaExhausted(Retryable):
     """607: the daily quota is spent; nothing can be sent before `resets_at` (epoch seconds)."""
 

@@ -2,7 +2,7 @@
 
 Marketo answers HTTP 413 to a body over 1 MB (marketo-reference §3.1, §4: "size batches by
 bytes"); counting records alone is not enough once records carry long traits. A call refused
-anyway is split by the dispatcher (`app.outbox.reshape`), so this is the cheap first line.
+anyway is split by the dispatcher (`app.delivery.reshape`), so this is the cheap first line.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from app.errors import ServiceUnavailable
 from app.errors import SettingsInvalid
 from app.health import add_readiness_check
 from app.outbox.store import Store
+from app.settings import settings_holder
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def _open_for(app: Flask) -> Store:
     :raises SettingsInvalid: no valid settings yet; never a guessed store, or events acked
         meanwhile would land in a file the operator did not configure.
     """
-    settings = app.extensions["settings"].get()
+    settings = settings_holder(app).get()
     url = settings.store_url or default_store_url(app)
     window = settings.intake.dedupe_window_h * 3600.0
     store = open_store(url, Path(app.instance_path).parent, window)
@@ -87,7 +88,7 @@ def init_app(app: Flask) -> None:
     """
     try:
         if not os.environ.get("FLASK_RUN_FROM_CLI"):
-            app.extensions["settings"].get()
+            settings_holder(app).get()
             get_store(app)
     except SettingsInvalid:
         log.info("settings invalid: the outbox opens on first use")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.outbox.groupcommit import ProcessLock
+from app.outbox.process_lock import ProcessLock
 from app.outbox.schema_postgres import POSTGRES_STEPS
 from app.outbox.schema_sqlite import SQLITE_STEPS
 
@@ -182,7 +182,7 @@ def _connect(url: str) -> tuple[Any, str]:
         return sqlite3.connect(sqlite_path(url), isolation_level=None, timeout=30.0), dialect
     import psycopg  # only PostgreSQL deployments need the driver loaded
 
-    from app.outbox.pg import split_url
+    from app.outbox.pg_pool import split_url
 
     return psycopg.connect(split_url(url)[0], autocommit=True), dialect
 

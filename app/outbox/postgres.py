@@ -21,7 +21,7 @@ from psycopg_pool import PoolTimeout
 from app.errors import ServiceUnavailable
 from app.outbox import migrations
 from app.outbox.leader_commit import GroupCommitter
-from app.outbox.pg import open_pool
+from app.outbox.pg_pool import open_pool
 from app.outbox.store import Event
 from app.outbox.store import Routed
 from app.outbox.store import State

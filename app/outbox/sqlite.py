@@ -14,9 +14,9 @@ from typing import Any
 
 from app.errors import ServiceUnavailable
 from app.outbox import migrations
-from app.outbox.groupcommit import ProcessLock
 from app.outbox.leader_commit import COMMIT_WAIT_S
 from app.outbox.leader_commit import GroupCommitter
+from app.outbox.process_lock import ProcessLock
 from app.outbox.sqlite_sql import BUMP_TOTAL
 from app.outbox.sqlite_sql import CHUNK_ROWS
 from app.outbox.sqlite_sql import COLUMNS

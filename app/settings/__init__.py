@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from app.settings.model import FIELD_TYPES
 from app.settings.model import AttributeMapping
 from app.settings.model import CampaignMapping
@@ -24,6 +26,15 @@ from app.settings.store import read_raw
 from app.settings.store import update_raw
 from app.settings.store import write_raw
 
+#: Where `create_app` keeps the SettingsHolder; read it through `settings_holder`.
+EXTENSION = "settings"
+
+
+def settings_holder(app: Any) -> SettingsHolder:
+    """Return the app's settings holder (any object with Flask's `extensions` mapping)."""
+    return app.extensions[EXTENSION]
+
+
 __all__ = [
     "FIELD_TYPES",
     "AttributeMapping",
@@ -40,6 +51,7 @@ __all__ = [
     "SourceKey",
     "hash_secret",
     "load",
+    "settings_holder",
     "masked",
     "parse",
     "read_raw",

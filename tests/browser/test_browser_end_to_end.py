@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.worker import get_engine
+from app.delivery import get_engine
 from tests.fixtures_marketo import marketo_document
 
 pytestmark = pytest.mark.browser

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.marketo.engine import Engine
+from app.delivery.engine import Engine
 
 
 def test_partial_batch_waits_for_batch_wait_s(delivery) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from app.outbox.reshape import RECOVERY_S
+from app.delivery.reshape import RECOVERY_S
 
 ACTIVITIES = "/activities/external.json"
 LEADS = "/rest/v1/leads.json"

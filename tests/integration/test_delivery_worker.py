@@ -10,7 +10,8 @@ import time
 import pytest
 
 from app import create_app
-from app.marketo.engine import Engine
+from app.delivery import runtime
+from app.delivery.engine import Engine
 from tests.fixtures_intake import basic_auth
 
 # How long a test waits for the embedded thread before failing.
@@ -159,7 +160,7 @@ def test_embedded_thread_delivers_and_stops_with_the_app(make_app, fake_marketo)
     assert len(fake_marketo.activities) == 1
     names = [t.name for t in threading.enumerate()]
     assert "gateway-dispatcher" in names
-    worker = app.extensions["embedded_worker"]
+    worker = runtime(app).worker
     for closer in app.extensions["closers"]:
         closer()
     app.extensions["closers"] = []

@@ -6,7 +6,7 @@ import time
 
 from segment.analytics.client import Client as SegmentClient
 
-from app.worker import get_engine
+from app.delivery import get_engine
 from tests.conftest import SERVER_KEY
 
 # Bound on dispatcher steps; each step settles at least one event while work remains.

@@ -25,7 +25,7 @@ class Gateway:
         return message
 
     def deliver(self) -> None:
-        from app.worker import get_engine
+        from app.delivery import get_engine
 
         engine = get_engine(self.app)
         for _ in range(50):

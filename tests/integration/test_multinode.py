@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from app.outbox import migrations
-from app.outbox.pg import split_url
+from app.outbox.pg_pool import split_url
 from tests.fakes.marketo import FakeMarketo
 from tests.fixtures_intake import basic_auth
 from tests.fixtures_marketo import marketo_document

@@ -22,7 +22,7 @@ def execute(url: str, sql: str) -> list[tuple]:
             conn.close()
     import psycopg
 
-    from app.outbox.pg import split_url
+    from app.outbox.pg_pool import split_url
 
     with psycopg.connect(split_url(url)[0], autocommit=True) as conn:
         cur = conn.execute(sql)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from app.outbox.shared import Token
+from app.coordination import open_shared
+from app.coordination.state import Token
 from app.ratelimit import Budget
-from app.worker import open_shared
 
 NOW = 1_700_000_000.0
 BUDGET = Budget(calls_per_window=12, concurrency=4, daily_quota=1000, window_s=20.0)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from app.marketo.audiences import LISTS_NOT_CONFIGURED
-from app.marketo.audiences import NO_EMAIL
-from app.marketo.audiences import audience_intent
-from app.marketo.audiences import emails_of
-from app.marketo.audiences import net_changes
-from app.marketo.audiences import plan
+from app.delivery.audiences import LISTS_NOT_CONFIGURED
+from app.delivery.audiences import NO_EMAIL
+from app.delivery.audiences import audience_intent
+from app.delivery.audiences import emails_of
+from app.delivery.audiences import net_changes
+from app.delivery.audiences import plan
 from app.settings import ListsSettings
 
 LISTS = ListsSettings(folder_id=31, names={"trial_users": "Trial users"})

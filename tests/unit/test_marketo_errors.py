@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.delivery.outcomes import failed
 from app.errors import GatewayError
 from app.marketo.errors import HTTP_CLASSES
 from app.marketo.errors import RECORD_DEAD
@@ -22,7 +23,6 @@ from app.marketo.errors import classify
 from app.marketo.errors import record_class
 from app.marketo.errors import record_error
 from app.marketo.errors import record_reasons
-from app.marketo.outcomes import failed
 
 
 @pytest.mark.parametrize(

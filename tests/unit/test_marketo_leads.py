@@ -9,14 +9,14 @@ from urllib.parse import urlparse
 import pytest
 import responses
 
+from app.coordination.sqlite import SqliteSharedState
+from app.delivery.leads import LOCK_NAME
+from app.delivery.leads import LeadResolver
+from app.delivery.leads import Who
+from app.delivery.leads import who_of
 from app.marketo.client import MarketoClient
 from app.marketo.errors import Busy
 from app.marketo.errors import RecordRejected
-from app.marketo.leads import LOCK_NAME
-from app.marketo.leads import LeadResolver
-from app.marketo.leads import Who
-from app.marketo.leads import who_of
-from app.outbox.shared_sqlite import SqliteSharedState
 from app.settings import parse
 
 BASE = "https://123-ABC-456.mktorest.com"

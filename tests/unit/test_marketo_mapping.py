@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from app.marketo.mapping import CoercionError
-from app.marketo.mapping import activity
-from app.marketo.mapping import coerce
-from app.marketo.mapping import email_of
-from app.marketo.mapping import fields_hash
-from app.marketo.mapping import get_path
-from app.marketo.mapping import lead_fields
+from app.delivery.mapping import CoercionError
+from app.delivery.mapping import activity
+from app.delivery.mapping import coerce
+from app.delivery.mapping import email_of
+from app.delivery.mapping import fields_hash
+from app.delivery.mapping import get_path
+from app.delivery.mapping import lead_fields
 from app.settings import parse
 
 

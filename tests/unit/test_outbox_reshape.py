@@ -6,16 +6,16 @@ from types import SimpleNamespace
 
 import pytest
 
+from app.delivery.outcomes import OK
+from app.delivery.outcomes import RETRY
+from app.delivery.outcomes import Outcome
+from app.delivery.reshape import RECOVERY_S
+from app.delivery.reshape import BatchLimit
+from app.delivery.reshape import half_of
+from app.delivery.reshape import split
+from app.delivery.reshape import split_refused
 from app.marketo.errors import TimedOut
 from app.marketo.errors import TooLarge
-from app.marketo.outcomes import OK
-from app.marketo.outcomes import RETRY
-from app.marketo.outcomes import Outcome
-from app.outbox.reshape import RECOVERY_S
-from app.outbox.reshape import BatchLimit
-from app.outbox.reshape import half_of
-from app.outbox.reshape import split
-from app.outbox.reshape import split_refused
 
 
 @pytest.mark.parametrize(

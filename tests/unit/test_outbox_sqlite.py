@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from app.coordination.sqlite import SqliteSharedState
 from app.errors import ServiceUnavailable
-from app.outbox.groupcommit import ProcessLock
-from app.outbox.shared_sqlite import SqliteSharedState
+from app.outbox.process_lock import ProcessLock
 from app.outbox.sqlite import SqliteStore
 from app.outbox.store import Event
 from app.outbox.store import Routed
@@ -342,7 +342,7 @@ def test_committed_events_reach_the_database_file_through_the_background_checkpo
 
 def test_the_outbox_files_are_private_to_their_user(tmp_path):
     """Lead data and the Marketo token live here: owner-only file and a new folder 0700."""
-    from app.outbox.shared_sqlite import SqliteSharedState
+    from app.coordination.sqlite import SqliteSharedState
 
     old = os.umask(0o022)
     try:

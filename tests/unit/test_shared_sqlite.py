@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from app.outbox.shared import Token
-from app.outbox.shared_sqlite import SqliteSharedState
-from app.outbox.shared_sqlite import sqlite_path
+from app.coordination.sqlite import SqliteSharedState
+from app.coordination.sqlite import sqlite_path
+from app.coordination.state import Token
 from app.ratelimit import Budget
 
 NOW = 1_700_000_000.0

@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from app.coordination.sql import SqlSharedState
+from app.coordination.state import Identity
 from app.outbox import migrations
-from app.outbox.shared import Identity
-from app.outbox.shared_sql import SqlSharedState
 from app.outbox.sqlite_sql import private_file
 
 # SQLite caps bound parameters per statement (999 on older builds); chunk IN lists below that.

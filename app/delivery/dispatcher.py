@@ -4,7 +4,7 @@ It knows nothing of HTTP. A `deliver` callable turns a batch into one outcome pe
 exception class inside a `retry` outcome picks the policy (SPEC §6.7): refresh and retry at once,
 back off the whole limiter, park until the quota resets, or back off with jitter. After a 413 it
 resends the refused events at once in halves; after a 604 it sends smaller batches for a while
-(see `app.outbox.reshape`).
+(see `app.delivery.reshape`).
 """
 
 from __future__ import annotations
@@ -17,26 +17,29 @@ from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 
+from app.coordination.gate import MAX_GATE_WAIT_S
+from app.coordination.state import SharedState
+from app.delivery.outcomes import DEAD
+from app.delivery.outcomes import DELIVERED
+from app.delivery.outcomes import DROPPED
+from app.delivery.outcomes import RETRY
+from app.delivery.outcomes import Outcome
+from app.delivery.reshape import BatchLimit
+from app.delivery.reshape import final
+from app.delivery.reshape import split_refused
 from app.marketo.errors import Busy
 from app.marketo.errors import CredentialsRejected
+from app.marketo.errors import LimiterBusy
 from app.marketo.errors import QuotaExhausted
 from app.marketo.errors import RateLimited
 from app.marketo.errors import Retryable
 from app.marketo.errors import TokenInvalid
 from app.marketo.errors import Transient
-from app.marketo.outcomes import DEAD
-from app.marketo.outcomes import DELIVERED
-from app.marketo.outcomes import DROPPED
-from app.marketo.outcomes import RETRY
-from app.marketo.outcomes import Outcome
-from app.outbox.reshape import BatchLimit
-from app.outbox.reshape import final
-from app.outbox.reshape import split_refused
-from app.outbox.shared import SharedState
-from app.outbox.shared import Slot
 from app.outbox.store import Store
 from app.outbox.store import StoredEvent
-from app.ratelimit import QUOTA
+from app.ratelimit import PAUSE_CREDENTIALS
+from app.ratelimit import PAUSE_OUTAGE
+from app.ratelimit import PAUSE_QUOTA
 from app.ratelimit import Budget
 from app.ratelimit import quota_resets_at
 from app.retry import RetryPolicy
@@ -45,8 +48,6 @@ logger = logging.getLogger(__name__)
 
 #: A claim lasts this long; a crashed worker's events return to pending when it ends.
 DEFAULT_LEASE_S = 600.0
-#: How long one call may wait in-thread for the shared budget before its batch is rescheduled.
-MAX_GATE_WAIT_S = 25.0
 #: Idle poll interval when nothing is due.
 IDLE_POLL_S = 0.25
 #: Pause after bad credentials: an operator must act, so do not hammer the identity endpoint.
@@ -56,56 +57,13 @@ QUOTA_RESET_TOLERANCE_S = 3600.0
 #: Probe interval while parked on 607 near the reset time.
 QUOTA_PROBE_S = 900.0
 #: The limiter's pause reason while the circuit breaker holds calls (`flask status`).
-OUTAGE_REASON = "marketo_unavailable"
+OUTAGE_REASON = PAUSE_OUTAGE
 #: How often housekeeping (held-event expiry, compaction) runs.
 MAINTENANCE_EVERY_S = 60.0
 #: Delivered and dropped rows are kept this long, then compacted (counts survive).
 RETENTION_S = 7 * 86_400.0
 
 Deliver = Callable[[Sequence[StoredEvent]], dict[int, Outcome]]
-
-
-class Gate:
-    """Hands out call slots from the shared budget, waiting for one when the wait is short."""
-
-    def __init__(
-        self,
-        shared: SharedState,
-        budget: Callable[[], Budget],
-        clock: Callable[[], float],
-        sleep: Callable[[float], Any],
-        slot_ttl: float,
-        max_wait_s: float = MAX_GATE_WAIT_S,
-    ) -> None:
-        self.shared = shared
-        self.budget = budget
-        self.clock = clock
-        self.sleep = sleep
-        self.slot_ttl = slot_ttl
-        self.max_wait_s = max_wait_s
-
-    def acquire(self) -> Slot:
-        """Return a slot; raise QuotaExhausted or RateLimited when the wait would be too long."""
-        deadline = self.clock() + self.max_wait_s
-        while True:
-            now = self.clock()
-            decision, slot = self.shared.acquire_slot(self.budget(), now, self.slot_ttl)
-            if slot is not None:
-                return slot
-            if decision.reason in (QUOTA, "607"):
-                raise QuotaExhausted("daily quota used up", resets_at=now + decision.wait)
-            if now + decision.wait > deadline:
-                raise RateLimited(
-                    f"call budget busy ({decision.reason})",
-                    retry_after=decision.wait,
-                    marketo_code="limiter",
-                )
-            self.sleep(max(decision.wait, 0.001))
-
-    def release(self, slot: object, counted: bool) -> None:
-        """Give the slot back."""
-        if isinstance(slot, Slot):
-            self.shared.release_slot(slot, counted, self.clock())
 
 
 class Dispatcher:
@@ -213,7 +171,7 @@ class Dispatcher:
             logger.error("Marketo refused the client credentials: %s", exc)
             self._note_error(exc)
             until = now + CREDENTIALS_PAUSE_S
-            self.shared.pause(until, "credentials")
+            self.shared.pause(until, PAUSE_CREDENTIALS)
             done = final(outcomes)  # groups of a split that went out before the refusal
             rest = [e.id for e in batch if e.id not in done]
             self.store.retry(rest, until, str(exc), now, charge=False)
@@ -261,8 +219,8 @@ class Dispatcher:
                 delivered.append(stored.id)
                 continue
             if outcome.status in (DROPPED, DEAD):
-                if (outcome.reason or "").startswith("marketo_"):
-                    self._note(outcome.reason[8:], outcome.detail or "", "Permanent")
+                if outcome.code is not None:  # Marketo refused it: `flask status` shows why
+                    self._note(outcome.code, outcome.detail or "", "Permanent")
                 key = (outcome.status, outcome.reason or "unknown", outcome.detail)
                 ended.setdefault(key, []).append(stored.id)
                 continue
@@ -335,7 +293,7 @@ class Dispatcher:
             self._note_error(error)
         if isinstance(error, RateLimited):  # 606/615: back off the whole limiter, uncharged
             until = now + max(error.retry_after, 0.0)
-            if error.marketo_code != "limiter":
+            if not isinstance(error, LimiterBusy):  # our own budget: nothing to pause
                 self.shared.pause(until, error.marketo_code or "606")
             return until, False
         if isinstance(error, QuotaExhausted):  # 607: park until the quota resets
@@ -343,7 +301,7 @@ class Dispatcher:
             resets = error.resets_at or quota_resets_at(now, tz)
             since_reset = now - (resets - 86_400.0)
             until = now + QUOTA_PROBE_S if since_reset < QUOTA_RESET_TOLERANCE_S else resets
-            self.shared.pause(until, "607")
+            self.shared.pause(until, PAUSE_QUOTA)
             return until, False
         if isinstance(error, Busy):
             return now + error.retry_after, False
@@ -390,4 +348,4 @@ def _is(outcome: Outcome | None, cls: type) -> bool:
     return outcome is not None and outcome.status == RETRY and isinstance(outcome.error, cls)
 
 
-__all__ = ["Dispatcher", "Gate", "Retryable"]
+__all__ = ["Dispatcher", "Retryable"]

@@ -16,12 +16,16 @@ RETRY = "retry"
 
 @dataclass(frozen=True)
 class Outcome:
-    """How one event ended this time; `error` is set for retry and says which policy applies."""
+    """How one event ended this time; `error` is set for retry and says which policy applies.
+
+    `code` is Marketo's own error code when Marketo refused the event (`flask status` shows it).
+    """
 
     status: str
     reason: str | None = None
     detail: str | None = None
     error: Retryable | TooLarge | None = None
+    code: str | None = None
 
 
 OK = Outcome(DELIVERED)
@@ -34,4 +38,4 @@ def failed(error: MarketoError) -> Outcome:
     """
     if isinstance(error, Retryable | TooLarge):
         return Outcome(RETRY, error.reason, str(error), error)
-    return Outcome(DEAD, error.reason, str(error))
+    return Outcome(DEAD, error.reason, str(error), code=error.marketo_code or None)

@@ -22,10 +22,10 @@ from typing import Any
 from typing import ClassVar
 from typing import Protocol
 
-from app.outbox.shared import Identity
-from app.outbox.shared import LimiterView
-from app.outbox.shared import Slot
-from app.outbox.shared import Token
+from app.coordination.state import Identity
+from app.coordination.state import LimiterView
+from app.coordination.state import Slot
+from app.coordination.state import Token
 from app.ratelimit import Budget
 from app.ratelimit import Decision
 from app.ratelimit import check

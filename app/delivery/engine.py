@@ -13,16 +13,16 @@ import time
 from collections.abc import Callable
 from collections.abc import Sequence
 
+from app.coordination.gate import Gate
+from app.coordination.state import SharedState
+from app.delivery.batch import Delivery
+from app.delivery.dispatcher import DEFAULT_LEASE_S
+from app.delivery.dispatcher import RETENTION_S
+from app.delivery.dispatcher import Dispatcher
+from app.delivery.outcomes import Outcome
 from app.marketo.client import MarketoClient
 from app.marketo.client import Observer
-from app.marketo.delivery import Delivery
 from app.marketo.errors import MarketoError
-from app.marketo.outcomes import Outcome
-from app.outbox.dispatcher import DEFAULT_LEASE_S
-from app.outbox.dispatcher import RETENTION_S
-from app.outbox.dispatcher import Dispatcher
-from app.outbox.dispatcher import Gate
-from app.outbox.shared import SharedState
 from app.outbox.store import Store
 from app.outbox.store import StoredEvent
 from app.ratelimit import Budget

@@ -28,11 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from app.delivery.outcomes import DEAD
+from app.delivery.outcomes import RETRY
+from app.delivery.outcomes import Outcome
 from app.marketo.errors import TimedOut
 from app.marketo.errors import TooLarge
-from app.marketo.outcomes import DEAD
-from app.marketo.outcomes import RETRY
-from app.marketo.outcomes import Outcome
 from app.outbox.store import StoredEvent
 
 logger = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def split_refused(
         (alone,) = refused
         error = into[alone.id].error
         detail = f"{error} for this record alone: it is over Marketo's request size limit"
-        into[alone.id] = Outcome(DEAD, error.reason if error else "marketo_413", detail)
+        into[alone.id] = Outcome(DEAD, error.reason if error else "marketo_413", detail, code="413")
         return
     if not refused:
         return

@@ -18,11 +18,11 @@ from typing import Any
 import psycopg
 from psycopg_pool import PoolTimeout
 
+from app.coordination.sql import SqlSharedState
+from app.coordination.state import Identity
 from app.errors import ServiceUnavailable
 from app.outbox import migrations
-from app.outbox.pg import open_pool
-from app.outbox.shared import Identity
-from app.outbox.shared_sql import SqlSharedState
+from app.outbox.pg_pool import open_pool
 from app.settings.redact import scrub
 
 

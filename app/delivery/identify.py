@@ -11,6 +11,18 @@ from dataclasses import field
 from dataclasses import replace
 from typing import Any
 
+from app.coordination.state import SharedState
+from app.delivery.leads import LeadResolver
+from app.delivery.leads import Who
+from app.delivery.leads import who_of
+from app.delivery.mapping import CoercionError
+from app.delivery.mapping import fields_hash
+from app.delivery.mapping import lead_fields
+from app.delivery.outcomes import DEAD
+from app.delivery.outcomes import DROPPED
+from app.delivery.outcomes import OK
+from app.delivery.outcomes import Outcome
+from app.delivery.outcomes import failed
 from app.marketo.client import MarketoClient
 from app.marketo.errors import RECORD_OK
 from app.marketo.errors import RECORD_RETRY
@@ -21,20 +33,8 @@ from app.marketo.errors import Transient
 from app.marketo.errors import record_class
 from app.marketo.errors import record_error
 from app.marketo.errors import record_reasons
-from app.marketo.leads import LeadResolver
-from app.marketo.leads import Who
-from app.marketo.leads import who_of
-from app.marketo.mapping import CoercionError
-from app.marketo.mapping import fields_hash
-from app.marketo.mapping import lead_fields
-from app.marketo.outcomes import DEAD
-from app.marketo.outcomes import DROPPED
-from app.marketo.outcomes import OK
-from app.marketo.outcomes import Outcome
-from app.marketo.outcomes import failed
 from app.marketo.sizing import encoded_size
 from app.marketo.sizing import sized_chunks
-from app.outbox.shared import SharedState
 from app.outbox.store import StoredEvent
 from app.settings import Settings
 

@@ -12,24 +12,24 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from app.delivery import audiences
+from app.delivery.leads import LeadResolver
+from app.delivery.leads import Who
+from app.delivery.leads import who_of
+from app.delivery.outcomes import DEAD
+from app.delivery.outcomes import DROPPED
+from app.delivery.outcomes import OK
+from app.delivery.outcomes import Outcome
+from app.delivery.outcomes import failed
 from app.errors import GatewayError
-from app.marketo import audiences
 from app.marketo import campaigns
 from app.marketo.errors import MarketoError
 from app.marketo.errors import Permanent
-from app.marketo.leads import LeadResolver
-from app.marketo.leads import Who
-from app.marketo.leads import who_of
 from app.marketo.list_members import LeadWrite
 from app.marketo.list_members import key_of
 from app.marketo.lists import ListDirectory
 from app.marketo.lists import Requester
 from app.marketo.merge import merge_leads
-from app.marketo.outcomes import DEAD
-from app.marketo.outcomes import DROPPED
-from app.marketo.outcomes import OK
-from app.marketo.outcomes import Outcome
-from app.marketo.outcomes import failed
 from app.outbox.store import StoredEvent
 from app.settings import Settings
 

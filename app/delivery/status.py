@@ -15,7 +15,7 @@ from prometheus_client import Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from app.outbox.shared import SharedState
+from app.coordination.state import SharedState
 from app.ratelimit import Budget
 from app.ratelimit import headroom
 from app.ratelimit import quota_resets_at

@@ -16,16 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from app.coordination.state import Identity
+from app.coordination.state import SharedState
+from app.delivery.mapping import email_of
+from app.delivery.mapping import get_path
 from app.marketo.client import MarketoClient
 from app.marketo.errors import Busy
 from app.marketo.errors import MarketoError
 from app.marketo.errors import Permanent
 from app.marketo.errors import record_error
 from app.marketo.errors import record_reasons
-from app.marketo.mapping import email_of
-from app.marketo.mapping import get_path
-from app.outbox.shared import Identity
-from app.outbox.shared import SharedState
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
