@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -16,6 +18,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     Subsystems are imported here, not at module top, so `import app.retry` (or the Marketo
     client in a script) does not load Flask and every room of the house.
     """
+    from flask import Flask
+
     from app import browser
     from app import cli
     from app import delivery

@@ -25,7 +25,7 @@ from typing import Protocol
 from app.coordination.state import Identity
 from app.coordination.state import LimiterView
 from app.coordination.state import Slot
-from app.coordination.state import Token
+from app.marketo.token import Token
 from app.ratelimit import Budget
 from app.ratelimit import Decision
 from app.ratelimit import check

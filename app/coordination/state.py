@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from typing import Protocol
 
+from app.marketo.token import Token
 from app.ratelimit import Budget
 from app.ratelimit import Decision
 
@@ -27,15 +28,6 @@ class Slot:
 
     id: int
     started_at: float
-
-
-@dataclass(frozen=True)
-class Token:
-    """A cached access token."""
-
-    value: str
-    expires_at: float
-    fetched_at: float
 
 
 @dataclass(frozen=True)

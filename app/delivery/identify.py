@@ -33,15 +33,13 @@ from app.marketo.errors import Transient
 from app.marketo.errors import record_class
 from app.marketo.errors import record_error
 from app.marketo.errors import record_reasons
+from app.marketo.sizing import MAX_RECORDS_PER_CALL
 from app.marketo.sizing import encoded_size
 from app.marketo.sizing import sized_chunks
 from app.outbox.store import StoredEvent
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-# Marketo takes at most 300 records per sync call.
-MAX_RECORDS_PER_CALL = 300
 
 
 @dataclass

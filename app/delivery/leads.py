@@ -24,14 +24,12 @@ from app.marketo.client import MarketoClient
 from app.marketo.errors import Busy
 from app.marketo.errors import MarketoError
 from app.marketo.errors import Permanent
-from app.marketo.errors import record_error
-from app.marketo.errors import record_reasons
+from app.marketo.lead_records import create_leads
+from app.marketo.lead_records import find_leads
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# Marketo takes at most 300 filter values or records per call.
-MAX_PER_CALL = 300
 # A resolver holding the single-flight lock longer than this is presumed dead.
 LOCK_TTL_S = 300.0
 LOCK_NAME = "lead-resolution"
@@ -198,24 +196,7 @@ class LeadResolver:
                 self._fill(whos, results, "cookie", rows)
 
     def _find(self, filter_type: str, field: str | None, values: list[str]) -> dict[str, int]:
-        """Look values up ≤ 300 per call; map each back to the most recently updated lead."""
-        found: dict[str, tuple[str, int]] = {}
-        fields = ["id", "updatedAt"] + ([field] if field else [])
-        for start in range(0, len(values), MAX_PER_CALL):
-            chunk = values[start : start + MAX_PER_CALL]
-            token: str | None = None
-            while True:
-                page = self.client.leads_by_filter(filter_type, chunk, fields, token)
-                for row in page.rows:
-                    key = str(row.get(field)) if field else chunk[0]
-                    stamp = str(row.get("updatedAt") or "")
-                    if "id" in row and (key not in found or stamp > found[key][0]):
-                        found[key] = (stamp, int(row["id"]))
-                token = page.next_page_token
-                if not token:
-                    break
-        folded = {k.lower(): v for k, v in found.items()} if filter_type == "email" else {}
-        return {k: v[1] for k, v in {**found, **folded}.items()}
+        return find_leads(self.client, filter_type, values, field)
 
     def _fill(
         self, whos: Sequence[Who], results: list[Resolution | None], kind: str, found: dict
@@ -256,24 +237,16 @@ class LeadResolver:
                 record.setdefault(ids.anonymous_id, who.anonymous_id)
         for field, records in groups.items():
             keys = list(records)
-            outcome: dict[str, Resolution] = {}
-            for start in range(0, len(keys), MAX_PER_CALL):
-                chunk = keys[start : start + MAX_PER_CALL]
-                try:
-                    rows = self.client.sync_leads(
-                        [records[k] for k in chunk],
-                        action="createOrUpdate",
-                        lookup_field=field,
-                        partition=self.settings.lead_partition,
-                    )
-                except Permanent as exc:
-                    outcome.update(dict.fromkeys(chunk, Resolution(error=exc)))
-                    continue
-                for key, row in zip(chunk, rows, strict=False):
-                    if row.get("id") is not None and row.get("status") != "skipped":
-                        outcome[key] = Resolution(int(row["id"]))
-                    else:
-                        outcome[key] = Resolution(error=record_error(record_reasons(row)))
+            created = create_leads(
+                self.client,
+                [records[k] for k in keys],
+                lookup_field=field,
+                partition=self.settings.lead_partition,
+            )
+            outcome = {
+                key: Resolution(result) if isinstance(result, int) else Resolution(error=result)
+                for key, result in zip(keys, created, strict=True)
+            }
             for index, who in enumerate(whos):
                 key = self._create_key(who) if results[index] is None else None
                 if key is not None and key[0] == field and key[1] in outcome:

@@ -19,13 +19,11 @@ from app.marketo.errors import Transient
 from app.marketo.errors import record_class
 from app.marketo.errors import record_error
 from app.marketo.errors import record_reasons
+from app.marketo.sizing import MAX_RECORDS_PER_CALL
 from app.marketo.sizing import encoded_size
 from app.marketo.sizing import sized_chunks
 
 logger = logging.getLogger(__name__)
-
-# Marketo takes at most 300 activities per external.json call.
-MAX_ACTIVITIES_PER_CALL = 300
 
 
 @dataclass(frozen=True)
@@ -39,9 +37,7 @@ class Sent:
 
 def chunks(items: Sequence[tuple[int, dict[str, Any]]]) -> Iterator[list[tuple[int, dict]]]:
     """Split activities into calls bounded by count and by encoded size."""
-    return sized_chunks(
-        items, lambda item: encoded_size(item[1]), max_items=MAX_ACTIVITIES_PER_CALL
-    )
+    return sized_chunks(items, lambda item: encoded_size(item[1]), max_items=MAX_RECORDS_PER_CALL)
 
 
 def send_activities(

@@ -20,7 +20,6 @@ from urllib.parse import urlencode
 
 import requests
 
-from app.coordination.state import Token
 from app.marketo.errors import HTTP_CLASSES
 from app.marketo.errors import CredentialsRejected
 from app.marketo.errors import MarketoError
@@ -29,6 +28,8 @@ from app.marketo.errors import RequestRejected
 from app.marketo.errors import TokenInvalid
 from app.marketo.errors import Transient
 from app.marketo.errors import classify
+from app.marketo.sizing import MAX_RECORDS_PER_CALL
+from app.marketo.token import Token
 from app.ratelimit import quota_resets_at
 from app.retry import parse_retry_after
 from app.settings import Settings
@@ -379,7 +380,7 @@ class MarketoClient:
             "filterType": filter_type,
             "filterValues": ",".join(values),
             "fields": ",".join(fields),
-            "batchSize": 300,
+            "batchSize": MAX_RECORDS_PER_CALL,
         }
         if next_page_token:
             params["nextPageToken"] = next_page_token

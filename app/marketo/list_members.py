@@ -18,13 +18,12 @@ from typing import Any
 from app.marketo.errors import MarketoError
 from app.marketo.errors import RecordRejected
 from app.marketo.errors import record_error
-from app.marketo.errors import record_reasons
-from app.marketo.lists import MAX_LEADS_PER_CALL
+from app.marketo.lead_records import create_leads
+from app.marketo.lead_records import find_leads
 from app.marketo.lists import ListDirectory
 from app.marketo.lists import Requester
 from app.marketo.lists import RowResult
 from app.marketo.lists import add_leads
-from app.marketo.lists import chunks
 from app.marketo.lists import remove_leads
 
 log = logging.getLogger(__name__)
@@ -55,29 +54,11 @@ def _not_found(field: str, value: Any) -> RecordRejected:
 
 def lookup(client: Requester, field: str, values: Sequence[Any]) -> dict[str, int]:
     """Return the lead id of each value found (most recently updated lead when several match)."""
-    found: dict[str, tuple[str, int]] = {}
     keys = list(dict.fromkeys(_key(field, v) for v in values))
     if field == "id":
         return {k: int(k) for k in keys if k.isdigit()}
-    for part in chunks(keys, MAX_LEADS_PER_CALL):
-        params: dict[str, Any] = {
-            "filterType": field,
-            "filterValues": ",".join(part),
-            "fields": f"id,{field},updatedAt",
-            "batchSize": MAX_LEADS_PER_CALL,
-        }
-        while True:
-            body = client.request("GET", LEADS_PATH, params=params)
-            for row in body.get("result") or []:
-                key = _key(field, row.get(field, ""))
-                stamp = str(row.get("updatedAt") or "")
-                if key in part and (key not in found or stamp >= found[key][0]):
-                    found[key] = (stamp, int(row["id"]))
-            token = body.get("nextPageToken")
-            if not token or not body.get("result"):
-                break
-            params = {**params, "nextPageToken": token}
-    return {k: lead for k, (_, lead) in found.items()}
+    found = find_leads(client, field, keys, field)
+    return {k: found[k] for k in keys if k in found}
 
 
 def create(
@@ -88,24 +69,16 @@ def create(
     A lead Marketo cannot create (required fields missing, 1002; partition errors) is a
     `RecordRejected` with Marketo's reason, never retried.
     """
-    out: dict[str, int | MarketoError] = {}
     keys = list(dict.fromkeys(_key(field, v) for v in values))
-    for part in chunks(keys, MAX_LEADS_PER_CALL):
-        body: dict[str, Any] = {
-            "action": write.action,
-            "lookupField": field,
-            "input": [{field: value} for value in part],
-        }
-        if write.partition and write.action != "updateOnly":
-            body["partitionName"] = write.partition
-        rows = client.request("POST", LEADS_PATH, json=body).get("result") or []
-        for position, key in enumerate(part):
-            row = rows[position] if position < len(rows) else {}
-            if row.get("status") in ("created", "updated") and row.get("id") is not None:
-                out[key] = int(row["id"])
-            else:
-                out[key] = record_error(record_reasons(row))
-    return out
+    partition = write.partition if write.action != "updateOnly" else None
+    results = create_leads(
+        client,
+        [{field: key} for key in keys],
+        lookup_field=field,
+        action=write.action,
+        partition=partition,
+    )
+    return dict(zip(keys, results, strict=True))
 
 
 def resolve(

@@ -23,14 +23,13 @@ from app.marketo.errors import RECORD_OK
 from app.marketo.errors import MarketoError
 from app.marketo.errors import record_class
 from app.marketo.errors import record_reasons
+from app.marketo.sizing import MAX_RECORDS_PER_CALL
 from app.settings import ListsSettings
 
 log = logging.getLogger(__name__)
 
-# Marketo accepts at most 300 lead ids per list membership call (marketo-reference §4).
-MAX_LEADS_PER_CALL = 300
 # Marketo pages list members 300 at a time at most.
-MEMBERS_PAGE_SIZE = 300
+MEMBERS_PAGE_SIZE = MAX_RECORDS_PER_CALL
 
 LIST_BY_NAME = "/rest/asset/v1/staticList/byName.json"
 LIST_CREATE = "/rest/asset/v1/staticLists.json"
@@ -186,7 +185,7 @@ class ListDirectory:
 def _change(client: Requester, method: str, list_id: int, lead_ids: Sequence[int]) -> dict:
     out: dict[int, RowResult] = {}
     unique = list(dict.fromkeys(int(i) for i in lead_ids))
-    for part in chunks(unique, MAX_LEADS_PER_CALL):
+    for part in chunks(unique, MAX_RECORDS_PER_CALL):
         body = client.request(
             method, list_leads_path(list_id), json={"input": [{"id": i} for i in part]}
         )

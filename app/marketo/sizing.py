@@ -16,6 +16,9 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+# Marketo accepts at most 300 records per sync, lookup, activity or list-membership call.
+MAX_RECORDS_PER_CALL = 300
+
 # Marketo refuses bodies over 1 MB (413); stay well below to leave room for the envelope.
 MAX_BODY_BYTES = 900_000
 

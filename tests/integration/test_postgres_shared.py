@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.coordination import open_shared
-from app.coordination.state import Token
+from app.marketo.token import Token
 from app.ratelimit import Budget
 
 NOW = 1_700_000_000.0

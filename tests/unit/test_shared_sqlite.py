@@ -9,7 +9,7 @@ import pytest
 
 from app.coordination.sqlite import SqliteSharedState
 from app.coordination.sqlite import sqlite_path
-from app.coordination.state import Token
+from app.marketo.token import Token
 from app.ratelimit import Budget
 
 NOW = 1_700_000_000.0
