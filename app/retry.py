@@ -4,9 +4,40 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from enum import StrEnum
 
 #: The longest a server-given Retry-After may park a caller (SPEC §6.7 caps backoff at 10 min).
 MAX_RETRY_AFTER_S = 600.0
+
+
+class Action(StrEnum):
+    """What a failure asks of whoever made the call; every error class names one."""
+
+    #: Send again at once, once, uncharged (601/602 after dropping the token; a moved lead).
+    RESEND_NOW = "resend_now"
+    #: Wait a short, known time without charge (our own budget or a lock is busy).
+    WAIT = "wait"
+    #: Marketo's rate or concurrency limit (606/615): hold every call, uncharged.
+    PAUSE_ALL = "pause_all"
+    #: The daily quota is spent (607): nothing before it resets, uncharged.
+    PARK = "park"
+    #: Something failed that may work later (5xx, timeouts, 604, 611): back off, charged.
+    BACK_OFF = "back_off"
+    #: The call was too large (413): resend its records in halves at once, uncharged.
+    SPLIT = "split"
+    #: Credentials refused: hold everything until an operator acts, uncharged.
+    HOLD = "hold"
+    #: Sending it again cannot succeed: dead-letter it with its reason.
+    DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class Step:
+    """The decision for one failure: what to do, after how long, and whether it costs an attempt."""
+
+    action: Action
+    delay: float
+    charge: bool
 
 
 @dataclass(frozen=True)
@@ -38,6 +69,21 @@ class RetryPolicy:
         if retry_after is not None:
             jittered = max(jittered, min(max(retry_after, 0.0), self.cap_s))
         return min(jittered, self.cap_s)
+
+    def step(self, action: Action, attempt: int, retry_after: float | None, rand: float) -> Step:
+        """Decide what failure number `attempt` (1-based) of the given kind leads to.
+
+        Only BACK_OFF is charged: waits the gateway or Marketo's limits impose, resends after a
+        token refresh or split, and operator holds never bring an event closer to dead letters.
+        """
+        if action is Action.BACK_OFF:
+            return Step(action, self.delay(attempt, retry_after, rand), True)
+        if action in (Action.RESEND_NOW, Action.SPLIT, Action.DEAD):
+            return Step(action, 0.0, False)
+        wait = max(retry_after or 0.0, 0.0)
+        if action is not Action.PARK:  # a quota reset may be most of a day away
+            wait = min(wait, self.cap_s)
+        return Step(action, wait, False)
 
     def exhausted(self, attempts: int) -> bool:
         """Tell whether `attempts` failures use up the budget."""

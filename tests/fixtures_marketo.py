@@ -17,6 +17,7 @@ import pytest
 
 from app.coordination.sqlite import SqliteSharedState
 from app.delivery.engine import Engine
+from app.ingest.routing import route
 from app.outbox.sqlite import SqliteStore
 from app.outbox.store import Event
 from app.outbox.store import Routed
@@ -124,8 +125,8 @@ class DeliveryRig:
         self.settings = parse(base)
         return self.settings
 
-    def add(self, type_: str, *, state: State = State.PENDING, **message: Any) -> str:
-        """Store one Segment message as intake would; return its messageId."""
+    def add(self, type_: str, *, state: State | None = None, **message: Any) -> str:
+        """Store one Segment message as intake would (routed, unless `state` is given)."""
         message_id = message.pop("messageId", None) or f"m-{uuid.uuid4().hex}"
         payload = {
             "type": type_,
@@ -144,7 +145,8 @@ class DeliveryRig:
             anonymous_id=payload.get("anonymousId"),
             payload=payload,
         )
-        self.store.add([Routed(event, state)], self.clock.now())
+        routed = route(event, self.settings) if state is None else Routed(event, state)
+        self.store.add([routed], self.clock.now())
         return message_id
 
     def track(self, user: str, event: str = "Signed Up", **properties: Any) -> str:

@@ -28,6 +28,7 @@ from app.delivery.outcomes import Outcome
 from app.delivery.outcomes import failed
 from app.marketo.activities import send_activities
 from app.marketo.client import MarketoClient
+from app.marketo.errors import LeadMoved
 from app.marketo.errors import MarketoError
 from app.marketo.errors import Retryable
 from app.marketo.errors import TooLarge
@@ -37,19 +38,6 @@ from app.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# Integration names that switch Marketo delivery off for one event.
-INTEGRATION_NAMES = ("Marketo", "Marketo V2")
-
-
-def disabled(message: dict[str, Any]) -> bool:
-    """Tell whether `integrations` turns Marketo off for this message."""
-    flags = message.get("integrations") or {}
-    if not isinstance(flags, dict):
-        return False
-    named = [flags[name] for name in INTEGRATION_NAMES if name in flags]
-    if named:
-        return not any(bool(v) for v in named)
-    return flags.get("All") is False
 
 
 class Delivery:
@@ -79,9 +67,7 @@ class Delivery:
         for stored in events:
             message = stored.event.payload
             kind = stored.event.type
-            if disabled(message):
-                outcomes[stored.id] = Outcome(DROPPED, "disabled_by_integrations")
-            elif kind == "identify":
+            if kind == "identify":
                 identifies.append(stored)
             elif kind == "alias":
                 aliases.append(stored)
@@ -160,9 +146,7 @@ class Delivery:
         Only for server-key events: a browser key is public, and a beacon must not send a
         campaign email (with token values it chose) to any address, or edit list membership.
         """
-        enabled = [
-            s for s in events if s.event.source_kind == "server" and not disabled(s.event.payload)
-        ]
+        enabled = [s for s in events if s.event.source_kind == "server"]
         try:
             extra = self.extras.deliver(enabled)
         except (Retryable, TooLarge) as exc:
@@ -170,50 +154,44 @@ class Delivery:
         return {i: combine(outcomes.get(i), o) for i, o in extra.items()}
 
     def _track(self, tracks: Sequence[tuple[StoredEvent, EventMapping, str]]) -> dict[int, Outcome]:
-        """track/page: resolve leads, build activities, send ≤ 300 a call; 1004 re-resolves once."""
+        """track/page: resolve leads, build activities, send ≤ 300 a call.
+
+        A 1004 on a cached lead id forgets the cache entry and answers `LeadMoved`, which the
+        dispatcher resends at once (re-resolving the lead) without charging an attempt; a 1004
+        on a lead just looked up or created is final.
+        """
         outcomes: dict[int, Outcome] = {}
-        pending = list(tracks)
-        for attempt in range(2):
-            whos = [who_of(stored.event.payload) for stored, _, _ in pending]
-            try:
-                resolved = self.resolver.resolve(whos)
-            except (Retryable, TooLarge) as exc:
-                if attempt == 0:
-                    raise  # nothing sent yet: the whole phase is retried
-                outcomes.update({stored.id: failed(exc) for stored, _, _ in pending})
-                break
-            items: list[tuple[int, dict[str, Any]]] = []
-            cookies: list[tuple[str, int]] = []
-            for (stored, mapping, name), who, result in zip(pending, whos, resolved, strict=True):
-                if result.lead_id is None:
-                    if result.error is not None:
-                        outcomes[stored.id] = failed(result.error)
-                    else:
-                        outcomes[stored.id] = Outcome(DEAD, result.reason, "no lead for this event")
-                    continue
-                try:
-                    items.append(
-                        (stored.id, activity(stored.event.payload, mapping, result.lead_id, name))
-                    )
-                except CoercionError as exc:
-                    outcomes[stored.id] = Outcome(DEAD, exc.reason, str(exc))
-                    continue
-                if who.cookie:
-                    cookies.append((who.cookie, result.lead_id))
-            sent = send_activities(self.client, items)
-            retry_ids: set[int] = set()
-            for event_id, result in sent.items():
-                if result.lead_missing and attempt == 0:
-                    self.resolver.forget(result.lead_id)
-                    retry_ids.add(event_id)
-                elif result.error is not None:
-                    outcomes[event_id] = failed(result.error)
+        whos = [who_of(stored.event.payload) for stored, _, _ in tracks]
+        resolved = self.resolver.resolve(whos)  # a retryable failure retries the whole phase
+        items: list[tuple[int, dict[str, Any]]] = []
+        cookies: list[tuple[str, int]] = []
+        from_cache = {r.lead_id for r in resolved if r.cached}
+        for (stored, mapping, name), who, result in zip(tracks, whos, resolved, strict=True):
+            if result.lead_id is None:
+                if result.error is not None:
+                    outcomes[stored.id] = failed(result.error)
                 else:
-                    outcomes[event_id] = OK
-            self._associate(cookies)
-            pending = [t for t in pending if t[0].id in retry_ids]
-            if not pending:
-                break
+                    outcomes[stored.id] = Outcome(DEAD, result.reason, "no lead for this event")
+                continue
+            try:
+                items.append(
+                    (stored.id, activity(stored.event.payload, mapping, result.lead_id, name))
+                )
+            except CoercionError as exc:
+                outcomes[stored.id] = Outcome(DEAD, exc.reason, str(exc))
+                continue
+            if who.cookie:
+                cookies.append((who.cookie, result.lead_id))
+        for event_id, sent in send_activities(self.client, items).items():
+            if sent.lead_missing and sent.lead_id in from_cache:
+                self.resolver.forget(sent.lead_id)
+                moved = LeadMoved(f"lead {sent.lead_id} no longer exists", marketo_code="1004")
+                outcomes[event_id] = failed(moved)
+            elif sent.error is not None:
+                outcomes[event_id] = failed(sent.error)
+            else:
+                outcomes[event_id] = OK
+        self._associate(cookies)
         return outcomes
 
     def _associate(self, pairs: Sequence[tuple[str, int]]) -> None:

@@ -27,13 +27,8 @@ from app.delivery.outcomes import Outcome
 from app.delivery.reshape import BatchLimit
 from app.delivery.reshape import final
 from app.delivery.reshape import split_refused
-from app.marketo.errors import Busy
 from app.marketo.errors import CredentialsRejected
-from app.marketo.errors import LimiterBusy
-from app.marketo.errors import QuotaExhausted
-from app.marketo.errors import RateLimited
 from app.marketo.errors import Retryable
-from app.marketo.errors import TokenInvalid
 from app.marketo.errors import Transient
 from app.outbox.store import Store
 from app.outbox.store import StoredEvent
@@ -42,6 +37,7 @@ from app.ratelimit import PAUSE_OUTAGE
 from app.ratelimit import PAUSE_QUOTA
 from app.ratelimit import Budget
 from app.ratelimit import quota_resets_at
+from app.retry import Action
 from app.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
@@ -196,8 +192,8 @@ class Dispatcher:
         is dead-lettered with the 413's reason (`marketo_413`) while its batch-mates go on.
         """
         into.update(deliver(batch))
-        stale = [e for e in batch if _is(into.get(e.id), TokenInvalid)]
-        if stale:  # 601/602: the token was dropped; retry once, at once, uncharged
+        stale = [e for e in batch if _wants(into.get(e.id), Action.RESEND_NOW)]
+        if stale:  # 601/602 (token dropped) or a moved lead: once more, at once, uncharged
             into.update(deliver(stale))
         split_refused(batch, into, lambda group: self._deliver(deliver, group, into))
 
@@ -287,27 +283,35 @@ class Dispatcher:
         settings: Any,
         policy: RetryPolicy,
     ) -> tuple[float, bool]:
-        """Return (due time, charge an attempt?) for a retry outcome, pausing the limiter."""
+        """Return (due time, charge an attempt?) for a retry outcome, pausing the limiter.
+
+        The error's class names its action (`app.retry.Action`); the policy turns it into a
+        delay and a charge. A resend that already had its one immediate try backs off.
+        """
         error = outcome.error
         if error is not None:
             self._note_error(error)
-        if isinstance(error, RateLimited):  # 606/615: back off the whole limiter, uncharged
-            until = now + max(error.retry_after, 0.0)
-            if not isinstance(error, LimiterBusy):  # our own budget: nothing to pause
-                self.shared.pause(until, error.marketo_code or "606")
-            return until, False
-        if isinstance(error, QuotaExhausted):  # 607: park until the quota resets
-            tz = settings.limits.quota_reset_tz
-            resets = error.resets_at or quota_resets_at(now, tz)
-            since_reset = now - (resets - 86_400.0)
-            until = now + QUOTA_PROBE_S if since_reset < QUOTA_RESET_TOLERANCE_S else resets
-            self.shared.pause(until, PAUSE_QUOTA)
-            return until, False
-        if isinstance(error, Busy):
-            return now + error.retry_after, False
+        action = getattr(error, "action", Action.BACK_OFF)
+        if action in (Action.RESEND_NOW, Action.SPLIT, Action.DEAD):
+            action = Action.BACK_OFF  # its immediate resend is spent (see `_deliver`)
         retry_after = getattr(error, "retry_after", None)
-        attempt = stored.attempts + 1
-        return now + policy.delay(attempt, retry_after, self.rand()), True
+        if action is Action.PARK:
+            retry_after = self._park_until(error, now, settings) - now
+        step = policy.step(action, stored.attempts + 1, retry_after, self.rand())
+        until = now + step.delay
+        if action is Action.PAUSE_ALL:  # 606/615: back off every call of every process
+            self.shared.pause(until, getattr(error, "marketo_code", "") or "606")
+        elif action is Action.PARK:
+            self.shared.pause(until, PAUSE_QUOTA)
+        return until, step.charge
+
+    def _park_until(self, error: Any, now: float, settings: Any) -> float:
+        """Return when to look again after a 607: the quota reset, or a probe near it."""
+        resets = getattr(error, "resets_at", None) or quota_resets_at(
+            now, settings.limits.quota_reset_tz
+        )
+        since_reset = now - (resets - 86_400.0)
+        return now + QUOTA_PROBE_S if since_reset < QUOTA_RESET_TOLERANCE_S else resets
 
     def _note_error(self, error: Exception) -> None:
         code = getattr(error, "marketo_code", "") or ""
@@ -346,6 +350,14 @@ class Dispatcher:
 
 def _is(outcome: Outcome | None, cls: type) -> bool:
     return outcome is not None and outcome.status == RETRY and isinstance(outcome.error, cls)
+
+
+def _wants(outcome: Outcome | None, action: Action) -> bool:
+    return (
+        outcome is not None
+        and outcome.status == RETRY
+        and getattr(outcome.error, "action", None) is action
+    )
 
 
 __all__ = ["Dispatcher", "Retryable"]

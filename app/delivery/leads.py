@@ -84,6 +84,8 @@ class Resolution:
     lead_id: int | None = None
     error: MarketoError | None = None
     reason: str | None = None
+    #: The id came from the identity cache, so Marketo may have merged or deleted it since.
+    cached: bool = False
 
 
 class LeadResolver:
@@ -143,7 +145,8 @@ class LeadResolver:
         """
         create = self.settings.create_leads if create is None else create
         results: list[Resolution | None] = [
-            Resolution(lead) if lead is not None else None for lead in self.cached(whos)
+            Resolution(lead, cached=True) if lead is not None else None
+            for lead in self.cached(whos)
         ]
         missing = [i for i, r in enumerate(results) if r is None]
         if not missing:
@@ -155,7 +158,7 @@ class LeadResolver:
             again = self.cached([whos[i] for i in missing])
             for index, lead in zip(missing, again, strict=True):
                 if lead is not None:
-                    results[index] = Resolution(lead)
+                    results[index] = Resolution(lead, cached=True)
             self._lookup(whos, results)
             if create:
                 self._create(whos, results)

@@ -17,8 +17,9 @@ PAGE_NOT_MAPPED = "page_not_mapped"
 RECORDED_ONLY = "recorded_only"
 UNSUPPORTED_TYPE = "unsupported_type"
 
-# Integration names that address this destination in a Segment `integrations` object.
-MARKETO_NAMES = ("Marketo", "Marketo V2")
+# Integration names that address this destination in a Segment `integrations` object: Segment's
+# two Marketo destinations and the gateway's own name.
+MARKETO_NAMES = ("Marketo", "Marketo V2", "Marketo Gateway")
 
 # Personas audience tracks: static-list membership when `lists` is configured.
 AUDIENCE_EVENTS = frozenset({"Audience Entered", "Audience Exited"})
@@ -30,8 +31,9 @@ IDENTITY_TYPES = frozenset({"identify", "alias"})
 def delivery_disabled(integrations: Mapping[str, Any] | None) -> bool:
     """Tell whether a Segment `integrations` object turns Marketo off for this event.
 
-    An explicit Marketo entry wins (`{"All": false, "Marketo": true}` still delivers); without one,
-    `{"All": false}` turns everything off.
+    Segment's meaning: `false` disables, `true` or an object (options) enables, `All` sets the
+    default for names not listed. An explicit Marketo entry wins (`{"All": false, "Marketo":
+    true}` still delivers). This is the only place the decision is taken: delivery trusts it.
     """
     if not integrations:
         return False

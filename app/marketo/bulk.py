@@ -28,9 +28,10 @@ from app.marketo.bulk_csv import check_columns
 from app.marketo.bulk_csv import read_csv
 from app.marketo.bulk_csv import split
 from app.marketo.errors import MarketoError
-from app.marketo.errors import RateLimited
-from app.marketo.errors import TokenInvalid
+from app.marketo.errors import QueueFull
 from app.marketo.lists import Requester
+from app.retry import Action
+from app.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,6 @@ POLL_S = 5.0
 QUEUE_WAIT_S = 3600.0
 # A Retry-After-style pause from the limiter is obeyed up to this long per wait.
 MAX_PAUSE_S = 60.0
-# Codes meaning "Marketo's import queue is full right now" (marketo-reference §3.3).
-QUEUE_FULL_CODES = frozenset({"1016", "1029"})
 
 DONE = ("Complete", "Failed")
 
@@ -122,28 +121,34 @@ class _Runner:
         self.sleep = sleep
         self.clock = clock
         self.poll_s = poll_s
+        self.policy = RetryPolicy()
 
-    def call(self, make: Callable[[], Any], *, queue_wait: bool = False) -> Any:
+    def call(self, make: Callable[[], Any]) -> Any:
+        """Make one call, doing what a failure's class asks (`app.retry.Action`).
+
+        A foreground job has no outbox to come back to, so it waits here: a resend after a token
+        refresh happens once, limiter and queue waits are slept out until `QUEUE_WAIT_S` has
+        passed; anything else (BACK_OFF included) ends the import with Marketo's reason.
+        """
         deadline = self.clock() + QUEUE_WAIT_S
-        refreshed = False
+        resent = False
         while True:
             try:
                 return make()
-            except TokenInvalid:
-                if refreshed:
-                    raise
-                refreshed = True
-            except RateLimited as exc:
-                self.sleep(min(MAX_PAUSE_S, max(exc.retry_after, 0.1)))
             except MarketoError as exc:
-                if not (queue_wait and exc.marketo_code in QUEUE_FULL_CODES):
+                step = self.policy.step(exc.action, 1, getattr(exc, "retry_after", None), 1.0)
+                if step.action is Action.RESEND_NOW and not resent:
+                    resent = True
+                    continue
+                if step.action not in (Action.WAIT, Action.PAUSE_ALL):
                     raise
-                if self.clock() >= deadline:
+                wait = self.poll_s if isinstance(exc, QueueFull) else step.delay
+                if self.clock() + wait > deadline:
                     raise BulkImportError(
-                        f"Marketo's import queue stayed full for {QUEUE_WAIT_S:.0f} s"
+                        f"Marketo stayed busy for {QUEUE_WAIT_S:.0f} s: {exc}"
                     ) from exc
-                log.info("import queue full (%s), waiting %.0f s", exc.marketo_code, self.poll_s)
-                self.sleep(self.poll_s)
+                log.info("Marketo busy (%s), waiting %.0f s", exc.marketo_code or exc, wait)
+                self.sleep(min(MAX_PAUSE_S, max(wait, 0.1)))
 
 
 def lead_field_names(client: Requester) -> set[str]:
@@ -154,10 +159,7 @@ def lead_field_names(client: Requester) -> set[str]:
 
 def _submit(run: _Runner, part: Part, name: str, params: dict[str, Any]) -> int:
     files = {"file": (f"{name}-part{part.index + 1}.csv", part.data, "text/csv")}
-    body = run.call(
-        lambda: run.client.request("POST", IMPORT_PATH, params=params, files=files),
-        queue_wait=True,
-    )
+    body = run.call(lambda: run.client.request("POST", IMPORT_PATH, params=params, files=files))
     return int((body.get("result") or [{}])[0]["batchId"])
 
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.errors import GatewayError
+from app.retry import Action
 
 
 class MarketoError(GatewayError):
@@ -19,6 +20,8 @@ class MarketoError(GatewayError):
     `records` is how many records the failed call carried (its `input` or filter values), when
     the client could tell; the dispatcher sizes smaller calls from it after a 413 or 604.
     """
+
+    action = Action.DEAD
 
     status = 502
     code = "marketo_error"
@@ -45,13 +48,19 @@ class MarketoError(GatewayError):
 class Retryable(MarketoError):
     """The same request may succeed later."""
 
+    action = Action.BACK_OFF
+
 
 class TokenInvalid(Retryable):
     """601/602: the access token is invalid or expired; refresh it and retry at once."""
 
+    action = Action.RESEND_NOW
+
 
 class RateLimited(Retryable):
     """606/615 (or HTTP 429): the instance's rate or concurrency limit was hit."""
+
+    action = Action.PAUSE_ALL
 
     def __init__(self, message: str, *, retry_after: float, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
@@ -61,9 +70,13 @@ class RateLimited(Retryable):
 class LimiterBusy(RateLimited):
     """The gateway's own shared budget has no call to spare soon; Marketo was not asked."""
 
+    action = Action.WAIT
+
 
 class QuotaExhausted(Retryable):
     """607: the daily quota is spent; nothing can be sent before `resets_at` (epoch seconds)."""
+
+    action = Action.PARK
 
     def __init__(self, message: str, *, resets_at: float | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
@@ -97,7 +110,25 @@ class TimedOut(Transient):
 class Busy(Retryable):
     """Another worker is resolving leads right now; try again shortly, without charge."""
 
+    action = Action.WAIT
+
     def __init__(self, message: str, *, retry_after: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class LeadMoved(Retryable):
+    """1004 on a cached lead id: the lead was merged or deleted; re-resolve and resend at once."""
+
+    action = Action.RESEND_NOW
+
+
+class QueueFull(Retryable):
+    """1016/1029 from the bulk import endpoint: the import queue is full; wait, resubmit."""
+
+    action = Action.WAIT
+
+    def __init__(self, message: str, *, retry_after: float = 60.0, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
 
@@ -117,12 +148,16 @@ class TooLarge(RequestRejected):
     halves the call, uncharged, down to a lone record, which is dead-lettered (`marketo_413`).
     """
 
+    action = Action.SPLIT
+
 
 class CredentialsRejected(MarketoError):
     """The identity endpoint refused the client id/secret: pause dispatch and alert, never loop.
 
     Neither retryable nor permanent for the events: they wait, uncharged, for an operator.
     """
+
+    action = Action.HOLD
 
 
 class RecordRejected(Permanent):
@@ -148,6 +183,8 @@ CODE_CLASSES: dict[str, type[MarketoError]] = {
     "615": RateLimited,  # more than 10 concurrent calls
     "713": Transient,  # transient error
     "719": Transient,  # lock wait timeout
+    "1016": QueueFull,  # too many imports queued (bulk import)
+    "1029": QueueFull,  # too many jobs in the queue (bulk import)
 }
 
 # HTTP statuses (below 500, other than 401 and 429) with a class of their own; other 4xx are
