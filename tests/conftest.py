@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from app import create_app
+from app.lifecycle import close as close_app
 from app.settings import hash_secret
 
 # Fixture plugins owned by each area of the test suite.
@@ -84,8 +85,7 @@ def app(settings_path: Path, write_settings, environ: dict[str, str]):
         }
     )
     yield app
-    for closer in app.extensions.get("closers", []):
-        closer()
+    close_app(app)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from app import create_app
+from app.lifecycle import close as close_app
 from tests.fakes.marketo import FakeMarketo
 
 FOLDER = {"type": "Folder", "id": 31}
@@ -49,8 +50,7 @@ def bo_app_factory(fake_marketo, write_settings, settings_path, environ):
 
     yield make
     for app in apps:
-        for closer in app.extensions.get("closers", []):
-            closer()
+        close_app(app)
 
 
 @pytest.fixture

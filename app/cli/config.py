@@ -148,11 +148,10 @@ def validate_command(online: bool) -> None:
     except SettingsFileError as exc:
         fail(str(exc))
     if not problems and online:
-        checker = current_app.extensions.get("online_validator")
-        if checker is None:
-            fail("online validation is not available in this build")
+        from app.delivery import online_problems
+
         try:
-            problems = list(checker(holder.get()))
+            problems = list(online_problems(current_app, holder.get()))
         except SettingsInvalid as exc:
             problems = exc.problems
     for problem in problems:

@@ -29,6 +29,8 @@ from app.delivery.status import marketo_status
 from app.delivery.worker import EmbeddedWorker
 from app.delivery.worker import worker_command
 from app.errors import SettingsInvalid
+from app.lifecycle import on_close
+from app.ops.status import add_status_provider
 from app.outbox import default_store_url
 from app.outbox import get_store
 from app.settings import Settings
@@ -101,7 +103,8 @@ def _status(app: Flask) -> dict:
     return marketo_status(settings, engine.shared, engine.client().token_age(), time.time())
 
 
-def _online(app: Flask, settings: Settings) -> list[str]:
+def online_problems(app: Flask, settings: Settings) -> list[str]:
+    """Check the mappings in `settings` against Marketo (`flask config validate --online`)."""
     from app.marketo.online import validate_online
 
     extra = app.extensions.get("online_checks", [])
@@ -124,15 +127,14 @@ def init_app(app: Flask) -> None:
     """Register `flask worker`, status, metrics and online validation; start the thread."""
     rt = app.extensions[EXTENSION] = DeliveryRuntime()
     app.cli.add_command(worker_command)
-    app.extensions.setdefault("status_providers", {})["marketo"] = lambda: _status(app)
-    app.extensions["online_validator"] = lambda settings: _online(app, settings)
+    add_status_provider(app, "marketo", lambda: _status(app))
     try:
         _metrics(app)
     except SettingsInvalid:
         pass
     rt.worker = EmbeddedWorker(lambda: get_engine(app))
     # First in line: the thread must stop before the store it uses is closed.
-    app.extensions.setdefault("closers", []).insert(0, lambda: _close(app))
+    on_close(app, lambda: _close(app), first=True)
     if not app.config.get("GATEWAY_EMBEDDED_WORKER", True):
         return
 

@@ -39,7 +39,6 @@ from app.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-
 class Delivery:
     """Delivers batches of events for one settings generation."""
 

@@ -15,6 +15,7 @@ from app.errors import GatewayError
 from app.errors import ServiceUnavailable
 from app.errors import SettingsInvalid
 from app.health import add_readiness_check
+from app.lifecycle import on_close
 from app.outbox.store import Store
 from app.settings import settings_holder
 
@@ -101,4 +102,4 @@ def init_app(app: Flask) -> None:
         return None
 
     add_readiness_check(app, "store", check)
-    app.extensions.setdefault("closers", []).append(lambda: _close(app))
+    on_close(app, lambda: _close(app))

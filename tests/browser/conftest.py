@@ -17,6 +17,7 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from app.browser.loader import render_snippet
+from app.lifecycle import close as close_app
 from app.settings import write_raw
 from tests.conftest import BROWSER_KEY
 from tests.conftest import base_document
@@ -148,8 +149,7 @@ def gateway(tmp_path_factory, webhost: WebHost) -> Iterator[Gateway]:
     yield gw
     server.shutdown()
     server.server_close()
-    for closer in app.extensions.get("closers", []):
-        closer()
+    close_app(app)
 
 
 @dataclass

@@ -12,6 +12,7 @@ import pytest
 from app import create_app
 from app.delivery import runtime
 from app.delivery.engine import Engine
+from app.lifecycle import close as close_app
 from tests.fixtures_intake import basic_auth
 
 # How long a test waits for the embedded thread before failing.
@@ -38,8 +39,7 @@ def make_app(write_marketo_settings, settings_path, environ):
 
     yield make
     for app in apps:
-        for closer in app.extensions.get("closers", []):
-            closer()
+        close_app(app)
 
 
 def send_track(client, user: str = "u1", **extra) -> None:
@@ -161,9 +161,7 @@ def test_embedded_thread_delivers_and_stops_with_the_app(make_app, fake_marketo)
     names = [t.name for t in threading.enumerate()]
     assert "gateway-dispatcher" in names
     worker = runtime(app).worker
-    for closer in app.extensions["closers"]:
-        closer()
-    app.extensions["closers"] = []
+    close_app(app)
     assert not worker.thread.is_alive()
 
 

@@ -100,14 +100,14 @@ WORKER = """
 import sys
 from app import create_app
 from tests.fixtures_intake import basic_auth
+from app.lifecycle import close as close_app
 app = create_app({"SETTINGS_PATH": sys.argv[1], "GATEWAY_EMBEDDED_WORKER": False, "ENVIRON": {}})
 client = app.test_client()
 for i in range(int(sys.argv[2])):
     body = {"type": "identify", "userId": "u%d" % i, "messageId": sys.argv[3] + str(i)}
     assert client.post("/v1/identify", json=body, headers=basic_auth()).status_code == 200
 print(client.get("/metrics").get_data(as_text=True))
-for closer in app.extensions.get("closers", []):
-    closer()
+close_app(app)
 """
 
 
