@@ -107,8 +107,7 @@ def online_problems(app: Flask, settings: Settings) -> list[str]:
     """Check the mappings in `settings` against Marketo (`flask config validate --online`)."""
     from app.marketo.online import validate_online
 
-    extra = app.extensions.get("online_checks", [])
-    return validate_online(settings, get_engine(app).client(), extra)
+    return validate_online(settings, get_engine(app).client())
 
 
 def _close(app: Flask) -> None:
