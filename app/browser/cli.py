@@ -69,13 +69,14 @@ def snippet_command(key_id: str | None, url: str | None) -> None:
     type=int,
     help="Seconds the token stays valid.",
 )
+@click.option("--user-id", default=None, help="Also let the token bind this userId.")
 @click.option("--json", "as_json", is_flag=True, help="Print {token, expiresAt} as JSON.")
 @with_appcontext
-def identity_token_command(email: str, ttl: int, as_json: bool) -> None:
-    """Mint an identity token that /v1/hash exchanges for EMAIL's associateLead hash."""
+def identity_token_command(email: str, ttl: int, user_id: str | None, as_json: bool) -> None:
+    """Mint an identity token for EMAIL: /v1/hash and browser identifies accept it."""
     settings = _settings()
     try:
-        minted = tokens.mint(settings.secret_key, email, ttl)
+        minted = tokens.mint(settings.secret_key, email, ttl, user_id=user_id)
     except GatewayError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(json.dumps(minted.as_json()) if as_json else minted.token)

@@ -139,12 +139,14 @@ def munchkin_hash() -> Response:
 
 @bp.post("/v1/identity-tokens")
 def identity_tokens() -> Response:
-    """Mint an identity token for one email (site back ends, server key)."""
+    """Mint an identity token for one email and optionally one userId (site back ends)."""
     settings = current_settings()
     server_key_from_auth(settings)
     body = read_json_body(MAX_SMALL_BODY)
     if not isinstance(body, dict):
         raise BadRequest("send a JSON object {email}")
     ttl = body.get("ttl", tokens.DEFAULT_TTL_S)
-    minted = tokens.mint(settings.secret_key, body.get("email"), ttl, clock=wall_clock)
+    minted = tokens.mint(
+        settings.secret_key, body.get("email"), ttl, user_id=body.get("userId"), clock=wall_clock
+    )
     return jsonify(minted.as_json())

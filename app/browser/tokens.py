@@ -36,16 +36,28 @@ Clock = Callable[[], float]
 
 @dataclass(frozen=True)
 class IdentityToken:
-    """A signed token for one email, and when it stops being accepted."""
+    """A signed token for one email (and optionally one userId), and when it stops working."""
 
     token: str
     email: str
     expires_at: datetime
+    user_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What a genuine token lets a browser event do: act for this email (and this userId)."""
+
+    email: str
+    user_id: str | None = None
 
     def as_json(self) -> dict[str, str]:
         """Return the `/v1/identity-tokens` answer."""
         stamp = self.expires_at.isoformat().replace("+00:00", "Z")
-        return {"token": self.token, "expiresAt": stamp}
+        out = {"token": self.token, "expiresAt": stamp}
+        if self.user_id is not None:
+            out["userId"] = self.user_id
+        return out
 
 
 class _ClockedSigner(TimestampSigner):
@@ -86,23 +98,47 @@ def clean_email(value: object) -> str:
 
 
 def mint(
-    secret_key: str | None, email: str, ttl_s: int = DEFAULT_TTL_S, *, clock: Clock = time.time
+    secret_key: str | None,
+    email: str,
+    ttl_s: int = DEFAULT_TTL_S,
+    *,
+    user_id: object = None,
+    clock: Clock = time.time,
 ) -> IdentityToken:
-    """Sign a token for one email that `/v1/hash` accepts for `ttl_s` seconds.
+    """Sign a token for one email (and userId) that the gateway accepts for `ttl_s` seconds.
 
-    :raises BadRequest: the email or ttl is unusable.
+    `/v1/hash` exchanges it for the associateLead hash; a browser identify carrying it may write
+    that lead and bind that userId (SPEC §5.4).
+
+    :raises BadRequest: the email, userId or ttl is unusable.
     :raises Conflict: no secret_key is configured.
     """
     email = clean_email(email)
     if not isinstance(ttl_s, int) or isinstance(ttl_s, bool) or not 0 < ttl_s <= MAX_TTL_S:
         raise BadRequest(f"ttl must be 1..{MAX_TTL_S} seconds", code="invalid_ttl")
+    claims: dict[str, object] = {"email": email, "ttl": ttl_s}
+    if user_id is not None:
+        if (
+            not isinstance(user_id, str)
+            or not 0 < len(user_id) <= 255
+            or not storable_text(user_id)
+        ):
+            raise BadRequest("userId must be a string of 1..255 characters", code="invalid_user_id")
+        claims["userId"] = user_id
     now = int(clock())
-    token = _serializer(secret_key, clock).dumps({"email": email, "ttl": ttl_s})
-    return IdentityToken(token, email, datetime.fromtimestamp(now + ttl_s, UTC))
+    token = _serializer(secret_key, clock).dumps(claims)
+    return IdentityToken(
+        token, email, datetime.fromtimestamp(now + ttl_s, UTC), claims.get("userId")
+    )
 
 
 def verify(secret_key: str | None, token: object, *, clock: Clock = time.time) -> str:
-    """Return the email a genuine, unexpired token was minted for.
+    """Return the email a genuine, unexpired token was minted for (see `verify_claims`)."""
+    return verify_claims(secret_key, token, clock=clock).email
+
+
+def verify_claims(secret_key: str | None, token: object, *, clock: Clock = time.time) -> Claims:
+    """Return what a genuine, unexpired token was minted for.
 
     :raises BadToken: malformed, forged, or signed for another purpose or gateway (400).
     :raises TokenExpired: genuine but older than its lifetime (410).
@@ -124,7 +160,8 @@ def verify(secret_key: str | None, token: object, *, clock: Clock = time.time) -
         raise BadToken("the identity token is not valid")
     if clock() - signed_at.timestamp() > ttl:
         raise TokenExpired("the identity token has expired; mint a new one")
-    return email
+    user_id = payload.get("userId")
+    return Claims(email, user_id if isinstance(user_id, str) else None)
 
 
 def munchkin_hash(private_key: str, email: str) -> str:
