@@ -22,6 +22,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from app.devtools.fake_marketo import FakeClock
+from app.devtools.fake_marketo import FakeMarketo
 from app.marketo.engine import Engine
 from app.outbox import open_store
 from app.outbox.store import Event
@@ -31,8 +33,6 @@ from app.ratelimit import WINDOW_MARGIN_S
 from app.ratelimit import WINDOW_S
 from app.settings import parse
 from app.worker import open_shared
-from tests.fakes.marketo import FakeClock
-from tests.fakes.marketo import FakeMarketo
 
 ACTIVITIES = "/activities/external.json"
 # Events are added to the outbox in chunks of this size (as intake's batches would arrive).

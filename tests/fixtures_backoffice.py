@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from app import create_app
-from tests.fakes.marketo import FakeMarketo
+from app.devtools.fake_marketo import FakeMarketo
 
 FOLDER = {"type": "Folder", "id": 31}
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from app.devtools.fake_marketo import FakeClock
+from app.devtools.fake_marketo import FakeMarketo
 from app.marketo.engine import Engine
 from app.outbox.shared_sqlite import SqliteSharedState
 from app.outbox.sqlite import SqliteStore
@@ -23,8 +25,6 @@ from app.outbox.store import Routed
 from app.outbox.store import State
 from app.settings import Settings
 from app.settings import parse
-from tests.fakes.marketo import FakeClock
-from tests.fakes.marketo import FakeMarketo
 
 # A fixed start (a Tuesday, 10:00 in Chicago) keeps quota-day arithmetic reproducible.
 CLOCK_START = 1_709_654_400.0
