@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -87,3 +89,25 @@ def test_postgresql_driver_is_an_extra_the_test_extra_pulls_in() -> None:
     extras = project["optional-dependencies"]
     assert {d.split(">")[0] for d in extras["postgres"]} == {"psycopg[binary]", "psycopg-pool"}
     assert "marketo-gateway[postgres]" in extras["test"]
+
+
+def test_the_serving_path_never_loads_the_development_tools(tmp_path: Path) -> None:
+    """Creating the app and answering requests imports nothing from app.devtools."""
+    code = (
+        "import sys\n"
+        "from app import create_app\n"
+        f"app = create_app({{'SETTINGS_PATH': {str(tmp_path / 'none.json')!r},"
+        " 'GATEWAY_EMBEDDED_WORKER': False})\n"
+        "client = app.test_client()\n"
+        "assert client.get('/healthz').status_code == 200\n"
+        "client.get('/v1/loader.js?k=bk_x')\n"
+        "client.get('/v1/identify.js')\n"
+        "app.test_cli_runner().invoke(args=['demo', '--help'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('app.devtools')))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
