@@ -24,6 +24,8 @@ from typing import Any
 
 from app.coordination import open_shared
 from app.delivery.engine import Engine
+from app.devtools.fake_marketo import FakeClock
+from app.devtools.fake_marketo import FakeMarketo
 from app.outbox import open_store
 from app.outbox.store import Event
 from app.outbox.store import Routed
@@ -31,8 +33,6 @@ from app.outbox.store import Store
 from app.ratelimit import WINDOW_MARGIN_S
 from app.ratelimit import WINDOW_S
 from app.settings import parse
-from tests.fakes.marketo import FakeClock
-from tests.fakes.marketo import FakeMarketo
 
 ACTIVITIES = "/activities/external.json"
 # Events are added to the outbox in chunks of this size (as intake's batches would arrive).

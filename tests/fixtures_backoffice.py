@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from app import create_app
+from app.devtools.fake_marketo import FakeMarketo
 from app.lifecycle import close as close_app
-from tests.fakes.marketo import FakeMarketo
 
 FOLDER = {"type": "Folder", "id": 31}
 

@@ -17,6 +17,8 @@ import pytest
 
 from app.coordination.sqlite import SqliteSharedState
 from app.delivery.engine import Engine
+from app.devtools.fake_marketo import FakeClock
+from app.devtools.fake_marketo import FakeMarketo
 from app.ingest.routing import route
 from app.outbox.sqlite import SqliteStore
 from app.outbox.store import Event
@@ -24,8 +26,6 @@ from app.outbox.store import Routed
 from app.outbox.store import State
 from app.settings import Settings
 from app.settings import parse
-from tests.fakes.marketo import FakeClock
-from tests.fakes.marketo import FakeMarketo
 
 # A fixed start (a Tuesday, 10:00 in Chicago) keeps quota-day arithmetic reproducible.
 CLOCK_START = 1_709_654_400.0

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.resources
 import logging
 import re
-from pathlib import Path
+from importlib.resources.abc import Traversable
 from typing import Any
 from typing import NamedTuple
 
@@ -21,15 +22,19 @@ from app.settings import SourceKey
 
 logger = logging.getLogger(__name__)
 
+# The browser library's files are package data of app.browser.assets (the repo's top-level
+# static/ folder, linked into the package; see static/__init__.py), read with importlib.resources
+# so a checkout, an editable install and a wheel find them the same way.
+ASSETS: Traversable = importlib.resources.files("app.browser.assets")
 # The readable browser library, and its minified build (.ci/build-js), which is what browsers
 # get while it was built from the library as it stands; the loader template wraps it with one
 # key's config.
-LIBRARY_PATH = Path(__file__).resolve().parents[2] / "static" / "gateway.js"
-BUILD_PATH = LIBRARY_PATH.with_name("gateway.min.js")
+LIBRARY_PATH = ASSETS / "gateway.js"
+BUILD_PATH = ASSETS / "gateway.min.js"
 # The identify module (hidden form submission, associateLead), which the library loads from
 # /v1/identify.js on the first identify that needs it; built the same way.
-IDENTIFY_PATH = LIBRARY_PATH.with_name("gateway-identify.js")
-IDENTIFY_BUILD_PATH = LIBRARY_PATH.with_name("gateway-identify.min.js")
+IDENTIFY_PATH = ASSETS / "gateway-identify.js"
+IDENTIFY_BUILD_PATH = ASSETS / "gateway-identify.min.js"
 # A build's first line names the SHA-256 of the source it was made from.
 _BUILD_HEADER = re.compile(
     r"^// [\w-]+\.min\.js: built by \.ci/build-js from [\w-]+\.js sha256=([0-9a-f]{64})"
@@ -39,7 +44,7 @@ _BUILD_HEADER = re.compile(
 _COMMENT_LINE = re.compile(r"^\s*(//.*|/\*.*\*/)?\s*$")
 
 
-def library_source(path: Path = LIBRARY_PATH) -> str:
+def library_source(path: Traversable = LIBRARY_PATH) -> str:
     """Return the readable library as written in static/."""
     return path.read_text(encoding="utf-8")
 
@@ -59,7 +64,9 @@ def build_source_sha(build: str) -> str | None:
     return found.group(1) if found else None
 
 
-def served_library(source_path: Path = LIBRARY_PATH, build_path: Path = BUILD_PATH) -> str:
+def served_library(
+    source_path: Traversable = LIBRARY_PATH, build_path: Traversable = BUILD_PATH
+) -> str:
     """Return the library as browsers get it: the minified build, or the compacted source.
 
     The build is used only while its header matches the source; a stale or missing build
@@ -69,15 +76,18 @@ def served_library(source_path: Path = LIBRARY_PATH, build_path: Path = BUILD_PA
     return _served(source_path, build_path, _mtime(source_path), _mtime(build_path))
 
 
-def _mtime(path: Path) -> int:
+def _mtime(path: Traversable) -> int:
+    """Return the file's mtime, so an edited source is re-read; -1 when missing or in a zip."""
     try:
-        return path.stat().st_mtime_ns
-    except OSError:
+        return path.stat().st_mtime_ns  # type: ignore[attr-defined]
+    except (OSError, AttributeError):
         return -1
 
 
 @functools.lru_cache(maxsize=4)
-def _served(source_path: Path, build_path: Path, _source_mtime: int, _build_mtime: int) -> str:
+def _served(
+    source_path: Traversable, build_path: Traversable, _source_mtime: int, _build_mtime: int
+) -> str:
     source = library_source(source_path)
     try:
         build = build_path.read_text(encoding="utf-8")

@@ -43,14 +43,6 @@ class IdentityToken:
     expires_at: datetime
     user_id: str | None = None
 
-
-@dataclass(frozen=True)
-class Claims:
-    """What a genuine token lets a browser event do: act for this email (and this userId)."""
-
-    email: str
-    user_id: str | None = None
-
     def as_json(self) -> dict[str, str]:
         """Return the `/v1/identity-tokens` answer."""
         stamp = self.expires_at.isoformat().replace("+00:00", "Z")
@@ -58,6 +50,14 @@ class Claims:
         if self.user_id is not None:
             out["userId"] = self.user_id
         return out
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What a genuine token lets a browser event do: act for this email (and this userId)."""
+
+    email: str
+    user_id: str | None = None
 
 
 class _ClockedSigner(TimestampSigner):

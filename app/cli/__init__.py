@@ -1,4 +1,4 @@
-"""The `flask` command groups owned by the foundation: config, keys and demo."""
+"""The `flask` command groups owned by the foundation: config, keys, demo and fake-marketo."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ from app.cli import db as db_commands
 from app.cli.common import guard_commands
 from app.cli.config import config_cli
 from app.cli.demo import demo_command
+from app.cli.fake_marketo import fake_marketo_command
 from app.cli.keys import keys_cli
 
 
 def init_app(app: Flask) -> None:
-    """Register the config, keys and demo commands."""
+    """Register the config, keys, demo and fake-marketo commands."""
     app.cli.add_command(config_cli)
     app.cli.add_command(keys_cli)
     app.cli.add_command(demo_command)
+    app.cli.add_command(fake_marketo_command)
     backoffice_cli.init_app(app)
     db_commands.init_app(app)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from urllib.parse import urlsplit
 
 import click
@@ -38,16 +37,12 @@ def _demo_document(
     return document, browser, server
 
 
-def _start_fake(port: int) -> object | None:
-    """Start the project's fake Marketo on `port`, if the test fakes are importable."""
-    try:
-        fakes = importlib.import_module("tests.fakes.marketo")
-    except ImportError:
-        click.echo("the fake Marketo (tests/fakes) is not importable; run from the repo root")
-        return None
+def _start_fake(port: int) -> object:
+    """Start the fake Marketo (a development tool shipped in app.devtools) on `port`."""
+    from app.devtools.fake_marketo import FakeMarketo  # only the demo loads the dev tools
+
     client_id, client_secret = DEMO_FAKE_CLIENT
-    fake = fakes.FakeMarketo(client_id=client_id, client_secret=client_secret, port=port)
-    return fake.start()
+    return FakeMarketo(client_id=client_id, client_secret=client_secret, port=port).start()
 
 
 @click.command("demo")
@@ -78,12 +73,12 @@ def demo_command(host: str, port: int, marketo_port: int) -> None:
     raw = read_raw(path)
     if raw.get("client_id") == DEMO_FAKE_CLIENT[0] and not has_credentials:
         fake_port = urlsplit(str(raw.get("rest_base_url") or "")).port or marketo_port
-        if _start_fake(fake_port) is not None:
-            click.echo(f"fake Marketo on http://127.0.0.1:{fake_port}")
-            click.echo(
-                "  (it starts empty each run: delete the instance folder to restart the demo"
-                " from scratch)"
-            )
+        _start_fake(fake_port)
+        click.echo(f"fake Marketo on http://127.0.0.1:{fake_port} (GET / lists what it holds)")
+        click.echo(
+            "  (it starts empty each run: delete the instance folder to restart the demo"
+            " from scratch)"
+        )
     # The email in context.traits lets the gateway find or create the lead (no userId field is
     # mapped in the demo), so the event becomes a custom activity.
     click.echo(

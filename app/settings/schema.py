@@ -7,6 +7,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 from zoneinfo import ZoneInfoNotFoundError
 
+from app.settings.drivers import POSTGRES_EXTRA_MISSING
+from app.settings.drivers import postgres_installed
 from app.settings.model import FIELD_TYPES
 from app.settings.model import IDENTIFY_MODES
 from app.settings.model import LOOKUP_ORDER_NAMES
@@ -359,6 +361,8 @@ def _check_operations(p: _Problems, raw: dict) -> None:
         not isinstance(store, str) or not store.startswith(("sqlite:///", "postgresql://"))
     ):
         p.add("store_url", "must start with sqlite:/// or postgresql://")
+    elif isinstance(store, str) and store.startswith("postgresql://") and not postgres_installed():
+        p.add("store_url", POSTGRES_EXTRA_MISSING)
     hold = raw.get("anonymous_hold_days")
     if hold is not None and (not _is_number(hold) or hold <= 0):
         p.add("anonymous_hold_days", "must be a positive number of days")

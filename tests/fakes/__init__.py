@@ -1,1 +1,4 @@
-"""Test doubles that stand in for outside services (Marketo) over real loopback HTTP."""
+"""Test-only helpers (the page host and the Munchkin/Forms 2.0 stubs it serves).
+
+The fake Marketo is part of the product: app/devtools/fake_marketo.
+"""

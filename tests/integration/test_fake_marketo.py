@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from tests.fakes.marketo import FakeClock
-from tests.fakes.marketo import FakeMarketo
+from app.devtools.fake_marketo import FakeClock
+from app.devtools.fake_marketo import FakeMarketo
 
 CHICAGO = ZoneInfo("America/Chicago")
 # A fixed instant so quota-day arithmetic is deterministic: 2024-03-02 10:00 in Chicago.
@@ -665,7 +665,7 @@ def test_identity_path_takes_scripts_too(api: Api, fake: FakeMarketo) -> None:
 def test_standalone_module_prints_url_and_serves_until_interrupted() -> None:
     root = Path(__file__).resolve().parents[2]
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.marketo", "--port", "0"],
+        [sys.executable, "-m", "app.devtools.fake_marketo", "--port", "0"],
         cwd=root,
         stdout=subprocess.PIPE,
         text=True,

@@ -18,9 +18,9 @@ import psycopg
 import pytest
 import requests
 
+from app.devtools.fake_marketo import FakeMarketo
 from app.outbox import migrations
 from app.outbox.pg_pool import split_url
-from tests.fakes.marketo import FakeMarketo
 from tests.fixtures_intake import basic_auth
 from tests.fixtures_marketo import marketo_document
 from tests.multinode.node import Node

@@ -2,7 +2,7 @@
 
 A bulk job applies tens of thousands of rows; looking each one up by scanning every lead makes a
 50,000-row import quadratic. `LookupIndex` builds the lookup field's index once per job and keeps
-it current as the job creates leads, with the same outcomes as `marketo_leads.upsert`.
+it current as the job creates leads, with the same outcomes as `leads.upsert`.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from typing import Any
 
-from tests.fakes.marketo_leads import check_record
-from tests.fakes.marketo_leads import create_lead
-from tests.fakes.marketo_leads import update_lead
-from tests.fakes.marketo_leads import upsert
-from tests.fakes.marketo_state import skip
+from app.devtools.fake_marketo.leads import check_record
+from app.devtools.fake_marketo.leads import create_lead
+from app.devtools.fake_marketo.leads import update_lead
+from app.devtools.fake_marketo.leads import upsert
+from app.devtools.fake_marketo.state import skip
 
 if TYPE_CHECKING:
-    from tests.fakes.marketo import FakeMarketo
+    from app.devtools.fake_marketo.core import FakeMarketo
 
 
 class LookupIndex:
@@ -36,7 +36,7 @@ class LookupIndex:
         return str(value).lower() if self.field == "email" else str(value)
 
     def upsert(self, record: dict[str, Any], action: str) -> dict[str, Any]:
-        """Apply one row like `marketo_leads.upsert` (createOrUpdate or updateOnly)."""
+        """Apply one row like `leads.upsert` (createOrUpdate or updateOnly)."""
         if self.field == "id" or action not in ("createOrUpdate", "updateOnly"):
             return upsert(self.fake, record, action, self.field)
         bad = check_record(self.fake, record, action)

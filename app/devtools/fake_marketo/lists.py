@@ -6,18 +6,18 @@ import json
 from typing import TYPE_CHECKING
 from typing import Any
 
-from tests.fakes.marketo_leads import MAX_RECORDS
-from tests.fakes.marketo_leads import page
-from tests.fakes.marketo_leads import project
-from tests.fakes.marketo_leads import requested_fields
-from tests.fakes.marketo_state import ApiError
-from tests.fakes.marketo_state import asset_time
-from tests.fakes.marketo_state import envelope
-from tests.fakes.marketo_state import skip
+from app.devtools.fake_marketo.leads import MAX_RECORDS
+from app.devtools.fake_marketo.leads import page
+from app.devtools.fake_marketo.leads import project
+from app.devtools.fake_marketo.leads import requested_fields
+from app.devtools.fake_marketo.state import ApiError
+from app.devtools.fake_marketo.state import asset_time
+from app.devtools.fake_marketo.state import envelope
+from app.devtools.fake_marketo.state import skip
 
 if TYPE_CHECKING:
-    from tests.fakes.marketo import FakeMarketo
-    from tests.fakes.marketo_server import Req
+    from app.devtools.fake_marketo.core import FakeMarketo
+    from app.devtools.fake_marketo.server import Req
 
 # Request Campaign takes at most 100 leads and 100 tokens per call.
 MAX_CAMPAIGN_LEADS = 100

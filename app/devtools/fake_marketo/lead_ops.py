@@ -5,22 +5,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from typing import Any
 
-from tests.fakes.marketo_leads import COOKIE_RE
-from tests.fakes.marketo_leads import check_lookup
-from tests.fakes.marketo_leads import check_record
-from tests.fakes.marketo_leads import cookie_token
-from tests.fakes.marketo_leads import matches
-from tests.fakes.marketo_leads import records_of
-from tests.fakes.marketo_leads import update_lead
-from tests.fakes.marketo_leads import upsert
-from tests.fakes.marketo_state import ApiError
-from tests.fakes.marketo_state import envelope
-from tests.fakes.marketo_state import iso
-from tests.fakes.marketo_state import skip
+from app.devtools.fake_marketo.leads import COOKIE_RE
+from app.devtools.fake_marketo.leads import check_lookup
+from app.devtools.fake_marketo.leads import check_record
+from app.devtools.fake_marketo.leads import cookie_token
+from app.devtools.fake_marketo.leads import matches
+from app.devtools.fake_marketo.leads import records_of
+from app.devtools.fake_marketo.leads import update_lead
+from app.devtools.fake_marketo.leads import upsert
+from app.devtools.fake_marketo.state import ApiError
+from app.devtools.fake_marketo.state import envelope
+from app.devtools.fake_marketo.state import iso
+from app.devtools.fake_marketo.state import skip
 
 if TYPE_CHECKING:
-    from tests.fakes.marketo import FakeMarketo
-    from tests.fakes.marketo_server import Req
+    from app.devtools.fake_marketo.core import FakeMarketo
+    from app.devtools.fake_marketo.server import Req
 
 # Merge takes at most 25 losing lead ids (1080 beyond).
 MAX_MERGE_LOSERS = 25

@@ -11,15 +11,15 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from tests.fakes.marketo_extra import LookupIndex
-from tests.fakes.marketo_leads import check_lookup
-from tests.fakes.marketo_lists import static_list
-from tests.fakes.marketo_state import ApiError
-from tests.fakes.marketo_state import envelope
+from app.devtools.fake_marketo.leads import check_lookup
+from app.devtools.fake_marketo.lists import static_list
+from app.devtools.fake_marketo.lookup_index import LookupIndex
+from app.devtools.fake_marketo.state import ApiError
+from app.devtools.fake_marketo.state import envelope
 
 if TYPE_CHECKING:
-    from tests.fakes.marketo import FakeMarketo
-    from tests.fakes.marketo_server import Req
+    from app.devtools.fake_marketo.core import FakeMarketo
+    from app.devtools.fake_marketo.server import Req
 
 # Marketo runs at most 2 imports at once and queues at most 10 more (1016 beyond).
 MAX_IMPORTING = 2

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tests.fakes.marketo_lists import create_folder
+from app.devtools.fake_marketo.lists import create_folder
 
 if TYPE_CHECKING:
-    from tests.fakes.marketo import FakeMarketo
+    from app.devtools.fake_marketo.core import FakeMarketo
 
 
 def load_fixtures(fake: FakeMarketo) -> None:

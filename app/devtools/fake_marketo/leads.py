@@ -9,15 +9,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from typing import Any
 
-from tests.fakes.marketo_state import ApiError
-from tests.fakes.marketo_state import LeadField
-from tests.fakes.marketo_state import envelope
-from tests.fakes.marketo_state import iso
-from tests.fakes.marketo_state import skip
+from app.devtools.fake_marketo.state import ApiError
+from app.devtools.fake_marketo.state import LeadField
+from app.devtools.fake_marketo.state import envelope
+from app.devtools.fake_marketo.state import iso
+from app.devtools.fake_marketo.state import skip
 
 if TYPE_CHECKING:
-    from tests.fakes.marketo import FakeMarketo
-    from tests.fakes.marketo_server import Req
+    from app.devtools.fake_marketo.core import FakeMarketo
+    from app.devtools.fake_marketo.server import Req
 
 # Marketo accepts at most 300 records, filter values or page rows per call.
 MAX_RECORDS = 300
@@ -192,7 +192,7 @@ def sync_leads(fake: FakeMarketo, req: Req) -> dict[str, Any]:
         raise ApiError("1003", f"Invalid action '{action}'")
     lookup = body.get("lookupField") or "email"
     check_lookup(fake, lookup, action)
-    from tests.fakes.marketo_extra import LookupIndex  # imports this module
+    from app.devtools.fake_marketo.lookup_index import LookupIndex  # imports this module
 
     lookup_index = LookupIndex(fake, lookup)
     results = []

@@ -1,11 +1,9 @@
-"""A fake Marketo REST server on a loopback port for integration tests, benchmarks and the demo."""
+"""The fake Marketo instance: its data, limits, test controls and the server thread."""
 
 from __future__ import annotations
 
-import argparse
 import collections
 import itertools
-import json
 import logging
 import threading
 from datetime import datetime
@@ -15,36 +13,30 @@ from zoneinfo import ZoneInfo
 from werkzeug.serving import WSGIRequestHandler
 from werkzeug.serving import make_server
 
-from tests.fakes import marketo_activities
-from tests.fakes import marketo_bulk
-from tests.fakes import marketo_lead_ops
-from tests.fakes import marketo_leads
-from tests.fakes import marketo_lists
-from tests.fakes.marketo_fixtures import load_fixtures
-from tests.fakes.marketo_server import MAX_BODY_BYTES
-from tests.fakes.marketo_server import FakeApp
-from tests.fakes.marketo_server import new_token
-from tests.fakes.marketo_state import ApiError
-from tests.fakes.marketo_state import Call
-from tests.fakes.marketo_state import FakeClock
-from tests.fakes.marketo_state import LeadField
-from tests.fakes.marketo_state import default_fields
-from tests.fakes.marketo_state import iso
+from app.devtools.fake_marketo import activities
+from app.devtools.fake_marketo import bulk
+from app.devtools.fake_marketo import lead_ops
+from app.devtools.fake_marketo import leads
+from app.devtools.fake_marketo import lists
+from app.devtools.fake_marketo.fixtures import load_fixtures
+from app.devtools.fake_marketo.server import MAX_BODY_BYTES
+from app.devtools.fake_marketo.server import FakeApp
+from app.devtools.fake_marketo.server import new_token
+from app.devtools.fake_marketo.state import ApiError
+from app.devtools.fake_marketo.state import Call
+from app.devtools.fake_marketo.state import FakeClock
+from app.devtools.fake_marketo.state import LeadField
+from app.devtools.fake_marketo.state import default_fields
+from app.devtools.fake_marketo.state import iso
 
-__all__ = ["Call", "FakeClock", "FakeMarketo", "main"]
+__all__ = ["Call", "FakeClock", "FakeMarketo"]
 
 logger = logging.getLogger(__name__)
 
 # Marketo's rate limit counts calls over a rolling 20-second window.
 WINDOW_SECONDS = 20.0
 
-ROUTES = (
-    marketo_leads.ROUTES
-    + marketo_lead_ops.ROUTES
-    + marketo_activities.ROUTES
-    + marketo_lists.ROUTES
-    + marketo_bulk.ROUTES
-)
+ROUTES = leads.ROUTES + lead_ops.ROUTES + activities.ROUTES + lists.ROUTES + bulk.ROUTES
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -71,6 +63,7 @@ class FakeMarketo:
         quota_tz: str = "America/Chicago",
         private_key: str = "munchkin-private-key",
         port: int = 0,
+        latency_s: float = 0.0,
     ) -> None:
         self.munchkin_id = munchkin_id
         self.client_id = client_id
@@ -83,6 +76,9 @@ class FakeMarketo:
         self.quota_tz = ZoneInfo(quota_tz)
         self.private_key = private_key
         self.port = port
+        # Seconds every REST call (token included) waits before it is handled, like a real
+        # instance's round trip; calls overlap, so in-flight counts show the caller's concurrency.
+        self.latency_s = latency_s
         # Switches for behaviour the reference marks as unconfirmed.
         self.allow_query_token = False
         self.unknown_field_code = "1006"
@@ -220,7 +216,7 @@ class FakeMarketo:
     def add_lead(self, **fields: Any) -> int:
         """Create a lead directly (no call recorded) and return its id."""
         with self.lock:
-            return marketo_leads.create_lead(self, fields)
+            return leads.create_lead(self, fields)
 
     def add_activity_type(
         self,
@@ -234,12 +230,12 @@ class FakeMarketo:
     ) -> None:
         """Define a custom activity type; attributes are (apiName, dataType[, name]) tuples."""
         with self.lock:
-            marketo_activities.define_type(self, id, api_name, name, primary, attributes, status)
+            activities.define_type(self, id, api_name, name, primary, attributes, status)
 
     def add_list(self, name: str, folder_id: int = 31) -> int:
         """Create a static list in a folder and return its id."""
         with self.lock:
-            return marketo_lists.create_list(self, name, folder_id)
+            return lists.create_list(self, name, folder_id)
 
     def add_form(self, id: int, name: str, *, status: str = "approved") -> None:
         """Define a Forms 2.0 form asset (the one background identify submits)."""
@@ -387,36 +383,3 @@ class FakeMarketo:
     def _usage_counts(self) -> dict[str, int]:
         with self._meta:
             return dict(self._daily)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Run the fake standalone until Ctrl-C (used by the README demo)."""
-    parser = argparse.ArgumentParser(description="Fake Marketo REST server on 127.0.0.1")
-    parser.add_argument("--port", type=int, default=9100)
-    parser.add_argument("--calls-per-20s", type=int, default=100)
-    parser.add_argument("--concurrency", type=int, default=10)
-    parser.add_argument("--daily-quota", type=int, default=50000)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    fake = FakeMarketo(
-        calls_per_20s=args.calls_per_20s,
-        concurrency=args.concurrency,
-        daily_quota=args.daily_quota,
-    ).start(port=args.port)
-    line = {
-        "url": fake.url,
-        "munchkin_id": fake.munchkin_id,
-        "client_id": fake.client_id,
-        "client_secret": fake.client_secret,
-    }
-    print(f"fake Marketo ready {json.dumps(line)}", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()
-
-
-if __name__ == "__main__":
-    main()

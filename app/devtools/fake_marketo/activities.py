@@ -6,19 +6,19 @@ import json
 from typing import TYPE_CHECKING
 from typing import Any
 
-from tests.fakes.marketo_leads import parse_datetime
-from tests.fakes.marketo_leads import records_of
-from tests.fakes.marketo_leads import valid_value
-from tests.fakes.marketo_state import STANDARD_ACTIVITY_TYPES
-from tests.fakes.marketo_state import ApiError
-from tests.fakes.marketo_state import LeadField
-from tests.fakes.marketo_state import envelope
-from tests.fakes.marketo_state import iso
-from tests.fakes.marketo_state import skip
+from app.devtools.fake_marketo.leads import parse_datetime
+from app.devtools.fake_marketo.leads import records_of
+from app.devtools.fake_marketo.leads import valid_value
+from app.devtools.fake_marketo.state import STANDARD_ACTIVITY_TYPES
+from app.devtools.fake_marketo.state import ApiError
+from app.devtools.fake_marketo.state import LeadField
+from app.devtools.fake_marketo.state import envelope
+from app.devtools.fake_marketo.state import iso
+from app.devtools.fake_marketo.state import skip
 
 if TYPE_CHECKING:
-    from tests.fakes.marketo import FakeMarketo
-    from tests.fakes.marketo_server import Req
+    from app.devtools.fake_marketo.core import FakeMarketo
+    from app.devtools.fake_marketo.server import Req
 
 # Marketo refuses activity attributes larger than 64 KB in total (1049).
 MAX_ATTRIBUTE_BYTES = 65536

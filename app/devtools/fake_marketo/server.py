@@ -15,13 +15,14 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Request
 from werkzeug.wrappers import Response
 
-from tests.fakes.marketo_state import MESSAGES
-from tests.fakes.marketo_state import ApiError
-from tests.fakes.marketo_state import Call
-from tests.fakes.marketo_state import error_envelope
+from app.devtools.fake_marketo.browse import browse
+from app.devtools.fake_marketo.state import MESSAGES
+from app.devtools.fake_marketo.state import ApiError
+from app.devtools.fake_marketo.state import Call
+from app.devtools.fake_marketo.state import error_envelope
 
 if TYPE_CHECKING:
-    from tests.fakes.marketo import FakeMarketo
+    from app.devtools.fake_marketo.core import FakeMarketo
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,8 @@ class FakeApp:
         request = Request(environ)
         if request.path.startswith("/_fake/"):
             return control(self.fake, request)(environ, start_response)
+        if request.path == "/" and request.method in ("GET", "HEAD"):
+            return json_response(browse(self.fake), indent=2)(environ, start_response)
         call = self._record(request)
         try:
             response = self._handle(request, call)
@@ -149,13 +152,19 @@ class FakeApp:
             args = MultiDict([(k, v) for k, v in args.items(multi=True) if k != "_method"])
             args.update(request.form)
         if request.path == IDENTITY_PATH:
+            self._wait_latency()
             scripted = self._scripted(request, self.fake._pop_script(request.path))
             return scripted or self._token(request, method, args)
         level = self.fake._enter()
         try:
+            self._wait_latency()  # in flight meanwhile, as a slow real call would be
             return self._api(request, method, args, level)
         finally:
             self.fake._leave()
+
+    def _wait_latency(self) -> None:
+        if self.fake.latency_s > 0:
+            self.fake._stopping.wait(self.fake.latency_s)
 
     def _scripted(self, request: Request, outcome: dict[str, Any] | None) -> Response | None:
         if not outcome:
@@ -319,9 +328,9 @@ def control(fake: FakeMarketo, request: Request) -> Response:
     return json_response({"error": "unknown control endpoint"}, status=404)
 
 
-def json_response(body: Any, status: int = 200) -> Response:
+def json_response(body: Any, status: int = 200, indent: int | None = None) -> Response:
     """Serialise ``body`` the way Marketo does (JSON, UTF-8)."""
-    return Response(json.dumps(body), status=status, content_type=JSON_TYPE)
+    return Response(json.dumps(body, indent=indent), status=status, content_type=JSON_TYPE)
 
 
 def new_token() -> str:
