@@ -31,6 +31,9 @@ from app.ratelimit import Decision
 from app.ratelimit import check
 from app.ratelimit import quota_day
 
+# Shared counters live in mkto_meta under this prefix.
+COUNTER_PREFIX = "counter:"
+
 
 class Cursor(Protocol):
     """What the methods read back from a statement."""
@@ -252,6 +255,24 @@ class SqlSharedState(ABC):
                     " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     (json.dumps(dict(error), default=str),),
                 )
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add `n` to a named counter every process shares (`flask status` shows them)."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO mkto_meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET"
+                " value = CAST(CAST(mkto_meta.value AS BIGINT) + ? AS TEXT)",
+                (COUNTER_PREFIX + name, str(int(n)), int(n)),
+            )
+
+    def counters(self) -> dict[str, int]:
+        """Return every shared counter by name."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT key, value FROM mkto_meta WHERE key LIKE ?", (COUNTER_PREFIX + "%",)
+            ).fetchall()
+        return {str(k)[len(COUNTER_PREFIX) :]: int(v) for k, v in rows}
 
     def last_error(self) -> dict[str, Any] | None:
         """Return the last Marketo error recorded."""

@@ -110,6 +110,12 @@ class SharedState(Protocol):
     def set_last_error(self, error: Mapping[str, Any] | None) -> None:
         """Record the last Marketo error for `flask status` (None clears it)."""
 
+    def count(self, name: str, n: int = 1) -> None:
+        """Add `n` to a named counter every process shares."""
+
+    def counters(self) -> dict[str, int]:
+        """Return every shared counter by name."""
+
     def last_error(self) -> dict[str, Any] | None:
         """Return the last Marketo error recorded."""
 

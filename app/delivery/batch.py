@@ -17,11 +17,12 @@ from app.delivery.extras import combine
 from app.delivery.identify import Identifier
 from app.delivery.leads import LeadResolver
 from app.delivery.leads import Who
-from app.delivery.leads import who_of
+from app.delivery.leads import who_for
 from app.delivery.mapping import CoercionError
 from app.delivery.mapping import activity
 from app.delivery.outcomes import DEAD
 from app.delivery.outcomes import DROPPED
+from app.delivery.outcomes import HELD
 from app.delivery.outcomes import OK
 from app.delivery.outcomes import RETRY
 from app.delivery.outcomes import Outcome
@@ -118,22 +119,27 @@ class Delivery:
     def _alias(self, aliases: Sequence[StoredEvent]) -> dict[int, Outcome]:
         """alias: point previousId at userId's lead (when known) and release held events."""
         outcomes: dict[int, Outcome] = {}
-        whos = [Who(user_id=s.event.user_id, email=who_of(s.event.payload).email) for s in aliases]
+        trusted = [who_for(s) for s in aliases]
+        whos = [Who(user_id=w.user_id, email=w.email, trusted=w.trusted) for w in trusted]
         resolved = self.resolver.resolve(whos, create=False)
-        for stored, result in zip(aliases, resolved, strict=True):
+        for stored, who, result in zip(aliases, whos, resolved, strict=True):
             previous = stored.event.payload.get("previousId")
-            # A browser key is public: its alias may join an anonymous visitor to a user, but
-            # never re-point another user id or merge leads (anyone could name any previousId).
-            trusted = stored.event.source_kind == "server"
-            merged = self.extras.merge_alias(stored, result.lead_id) if trusted else None
+            # A browser alias reaches here only with an identity token (intake records the rest):
+            # it may join its own anonymous visitor to the token's user, never re-point a user
+            # id, overwrite a binding, or merge leads (anyone could name any previousId).
+            server = stored.event.source_kind == "server"
+            merged = self.extras.merge_alias(stored, result.lead_id) if server else None
             if merged is not None and merged.status == RETRY:
                 outcomes[stored.id] = merged
                 continue
             if previous and result.lead_id is not None:
                 previous = str(previous)
-                kinds = ("anonymousId", "userId") if trusted else ("anonymousId",)
-                self.resolver.link([(kind, previous) for kind in kinds], result.lead_id)
-            self._link(str(previous) if previous else None, stored.event.user_id)
+                if server:
+                    kinds = ("anonymousId", "userId")
+                    self.resolver.link([(kind, previous) for kind in kinds], result.lead_id)
+                else:
+                    self.resolver.remember(Who(anonymous_id=previous), result.lead_id)
+            self._link(str(previous) if previous else None, who.user_id)
             outcomes[stored.id] = merged or OK
         return outcomes
 
@@ -160,7 +166,7 @@ class Delivery:
         on a lead just looked up or created is final.
         """
         outcomes: dict[int, Outcome] = {}
-        whos = [who_of(stored.event.payload) for stored, _, _ in tracks]
+        whos = [who_for(stored) for stored, _, _ in tracks]
         resolved = self.resolver.resolve(whos)  # a retryable failure retries the whole phase
         items: list[tuple[int, dict[str, Any]]] = []
         cookies: list[tuple[str, int]] = []
@@ -169,8 +175,8 @@ class Delivery:
             if result.lead_id is None:
                 if result.error is not None:
                     outcomes[stored.id] = failed(result.error)
-                else:
-                    outcomes[stored.id] = Outcome(DEAD, result.reason, "no lead for this event")
+                else:  # wait for a binding (identify, alias, form fill); never a dead letter
+                    outcomes[stored.id] = Outcome(HELD, result.reason)
                 continue
             try:
                 items.append(
@@ -179,7 +185,7 @@ class Delivery:
             except CoercionError as exc:
                 outcomes[stored.id] = Outcome(DEAD, exc.reason, str(exc))
                 continue
-            if who.cookie:
+            if who.cookie and who.trusted and result.via != "cookie":
                 cookies.append((who.cookie, result.lead_id))
         for event_id, sent in send_activities(self.client, items).items():
             if sent.lead_missing and sent.lead_id in from_cache:
@@ -194,10 +200,15 @@ class Delivery:
         return outcomes
 
     def _associate(self, pairs: Sequence[tuple[str, int]]) -> None:
-        """Tie cookies to leads after the activities went out; a failure never fails an event."""
+        """Tie cookies no lead owns yet to leads, after the activities went out.
+
+        A cookie Marketo already ties to another lead is left where it is (an `identity_conflict`
+        is counted): only an identify says who a browser belongs to. A failure never fails an
+        event.
+        """
         if not pairs:
             return
         try:
-            self.resolver.associate(pairs)
+            self.resolver.associate(pairs, move=False)
         except MarketoError as exc:
             logger.warning("cookie association postponed: %s", exc)

@@ -22,6 +22,7 @@ from app.coordination.state import SharedState
 from app.delivery.outcomes import DEAD
 from app.delivery.outcomes import DELIVERED
 from app.delivery.outcomes import DROPPED
+from app.delivery.outcomes import HELD
 from app.delivery.outcomes import RETRY
 from app.delivery.outcomes import Outcome
 from app.delivery.reshape import BatchLimit
@@ -207,12 +208,16 @@ class Dispatcher:
         now = self.clock()
         policy = RetryPolicy(max_attempts=int(settings.limits.max_attempts))
         delivered: list[int] = []
+        held: list[int] = []
         ended: dict[tuple[str, str, str | None], list[int]] = {}
         retries: dict[tuple[float, bool, str], list[int]] = {}
         for stored in batch:
             outcome = outcomes.get(stored.id) or Outcome(RETRY, "no_outcome", "no outcome")
             if outcome.status == DELIVERED:
                 delivered.append(stored.id)
+                continue
+            if outcome.status == HELD:
+                held.append(stored.id)
                 continue
             if outcome.status in (DROPPED, DEAD):
                 if outcome.code is not None:  # Marketo refused it: `flask status` shows why
@@ -230,6 +235,9 @@ class Dispatcher:
         if delivered:
             self.store.ack(delivered, now)
             self._count(DELIVERED, None, len(delivered))
+        if held:
+            self.store.hold(held, now, "waiting for an identify that names this visitor")
+            self._count(HELD, None, len(held))
         for (status, reason, detail), ids in ended.items():
             if status == DROPPED:
                 self.store.drop(ids, reason, now, detail)

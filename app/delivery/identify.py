@@ -14,7 +14,7 @@ from typing import Any
 from app.coordination.state import SharedState
 from app.delivery.leads import LeadResolver
 from app.delivery.leads import Who
-from app.delivery.leads import who_of
+from app.delivery.leads import who_for
 from app.delivery.mapping import CoercionError
 from app.delivery.mapping import fields_hash
 from app.delivery.mapping import lead_fields
@@ -86,6 +86,19 @@ class Identifier:
             return "updateOnly", "id", cached
         return None
 
+    def _token_fields(self, fields: dict[str, Any], who: Who) -> dict[str, Any]:
+        """Limit a browser identify's write to what its token names (SPEC §5.4).
+
+        The email is the token's; the userId field is written only when the token named that
+        userId; the anonymousId field is never written from a page (anyone can send any id).
+        """
+        ids = self.settings.lead_fields
+        kept = {k: v for k, v in fields.items() if k not in (ids.user_id, ids.anonymous_id)}
+        kept["email"] = who.email
+        if ids.user_id and who.user_id:
+            kept[ids.user_id] = who.user_id
+        return kept
+
     def identify(
         self, events: Sequence[StoredEvent], link: Callable[[str | None, str | None], None]
     ) -> dict[int, Outcome]:
@@ -94,19 +107,17 @@ class Identifier:
         upserts: dict[tuple[str, str, Any], Upsert] = {}
         for stored in events:
             message = stored.event.payload
-            who = who_of(message)
-            if stored.event.source_kind == "browser" and self.settings.identify_mode == (
-                "associate_lead"
-            ):
-                # In this mode only a hash from an identity token may tie a browser to a lead
-                # (the page calls associateLead); an unauthenticated beacon naming an email
-                # must not do it server-side.
-                who = replace(who, cookie=None)
+            who = who_for(stored)
+            if not who.trusted:  # intake records these; a stored one from before stays a record
+                outcomes[stored.id] = Outcome(DROPPED, "recorded_only")
+                continue
             try:
                 fields = lead_fields(message, self.settings)
             except CoercionError as exc:
                 outcomes[stored.id] = Outcome(DEAD, exc.reason, str(exc))
                 continue
+            if stored.event.source_kind == "browser":
+                fields = self._token_fields(fields, who)
             key = self._key(fields, who)
             if key is None:
                 outcomes[stored.id] = Outcome(DROPPED, "no_lead_identity")
@@ -208,13 +219,19 @@ class Identifier:
         self, upsert: Upsert, lead_id: int, link: Callable[[str | None, str | None], None]
     ) -> None:
         """Cache the identities of a written lead, tie its cookies, release its held events."""
-        identities = [i for who in upsert.whos for i in who.all() if i[0] != "cookie"]
-        self.resolver.link(identities, lead_id)
+        for who in upsert.whos:
+            identities = [i for i in who.all() if i[0] != "cookie"]
+            if who.overwrite:  # a server key says so: its binding replaces any other
+                self.resolver.link(identities, lead_id)
+            else:  # a token's: fills what nobody bound yet, never moves a binding
+                self.resolver.remember(replace(who, cookie=None), lead_id)
         cookies = [(who.cookie, lead_id) for who in upsert.whos if who.cookie]
         if cookies:
             try:
                 self.resolver.associate(cookies)
             except MarketoError as exc:
                 logger.warning("cookie association postponed: %s", exc)
+            else:  # the identify said whose browser this is: tracks find the lead by cookie
+                self.resolver.link([("cookie", cookie) for cookie, _ in cookies], lead_id)
         for who in upsert.whos:
             link(who.anonymous_id, who.user_id)

@@ -1,9 +1,10 @@
 """Lead resolution in batches: cache, then batched lookups, then batched creation (SPEC §6.3).
 
 Identities are tried in `lead_lookup` order against the durable cache (scoped by Munchkin ID).
-Misses are looked up with at most one call per filter type per 300 values, and leads still
-missing are created with one `createOrUpdate` per 300. Cookie lookups come last and cost a call
-each, because Marketo's rows do not say which cookie matched.
+Each identity kind is tried in turn, cache first, then Marketo with at most one call per filter
+type per 300 values; leads still missing are created with one `createOrUpdate` per 300. A cookie
+lookup costs a call per cookie: Marketo's rows do not say which cookie matched, and several
+cookies per call are unconfirmed (marketo-reference §5), so the cookie → lead cache carries it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from app.marketo.errors import MarketoError
 from app.marketo.errors import Permanent
 from app.marketo.lead_records import create_leads
 from app.marketo.lead_records import find_leads
+from app.outbox.store import TRUST_KEY
+from app.outbox.store import StoredEvent
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -33,6 +36,8 @@ logger = logging.getLogger(__name__)
 # A resolver holding the single-flight lock longer than this is presumed dead.
 LOCK_TTL_S = 300.0
 LOCK_NAME = "lead-resolution"
+#: The shared counter of events whose identities named two different leads.
+IDENTITY_CONFLICT = "identity_conflict"
 # Names in `lead_lookup` → identity kinds.
 LOOKUP_KINDS = {
     "marketo_cookie": "cookie",
@@ -50,6 +55,11 @@ class Who:
     email: str | None = None
     user_id: str | None = None
     anonymous_id: str | None = None
+    #: May this event create a lead, cache its identities and associate its cookie? False for a
+    #: browser event without an identity token: it may only follow bindings that exist.
+    trusted: bool = True
+    #: May it replace bindings others made? Only a server key's event may.
+    overwrite: bool = True
 
     def all(self) -> list[Identity]:
         """Return every identity present, whatever the lookup order."""
@@ -77,6 +87,28 @@ def who_of(message: Mapping[str, Any]) -> Who:
     )
 
 
+def who_for(stored: StoredEvent) -> Who:
+    """Return the identities delivery may use for an event, under the trust rule (SPEC §5.4).
+
+    A server key's event is trusted whole. A browser event keeps its cookie and anonymousId
+    (to follow bindings a trusted path made); its email and userId count only when its identity
+    token named them, and only then may it create, bind or associate.
+    """
+    who = who_of(stored.event.payload)
+    if stored.event.source_kind != "browser":
+        return who
+    trust = stored.event.payload.get(TRUST_KEY) or {}
+    user_id = who.user_id if who.user_id and who.user_id == trust.get("userId") else None
+    return Who(
+        cookie=who.cookie,
+        email=trust.get("email"),
+        user_id=user_id,
+        anonymous_id=who.anonymous_id,
+        trusted=bool(trust),
+        overwrite=False,
+    )
+
+
 @dataclass(frozen=True)
 class Resolution:
     """A lead id, or why there is none (`error` for Marketo's reason, `reason` for ours)."""
@@ -86,6 +118,8 @@ class Resolution:
     reason: str | None = None
     #: The id came from the identity cache, so Marketo may have merged or deleted it since.
     cached: bool = False
+    #: The identity kind that found the lead ("cookie", "email", "userId", "anonymousId").
+    via: str | None = None
 
 
 class LeadResolver:
@@ -104,6 +138,7 @@ class LeadResolver:
         self.clock = clock
         self.scope = settings.munchkin_id
         self.owner = uuid.uuid4().hex
+        self._cookie_misses: set[str] = set()
         kinds = [LOOKUP_KINDS[name] for name in settings.lead_lookup if name in LOOKUP_KINDS]
         self.order = kinds
         ids = settings.lead_fields
@@ -139,80 +174,119 @@ class LeadResolver:
         self.shared.evict_lead(self.scope, lead_id)
 
     def resolve(self, whos: Sequence[Who], *, create: bool | None = None) -> list[Resolution]:
-        """Resolve every event's lead: cache, batched lookups, then batched creation.
+        """Resolve every event's lead, trying identities in `lead_lookup` order.
+
+        For each identity in turn the cache answers first, then Marketo (one call per filter
+        type per 300 values; a cookie costs one call each). The first identity that finds a lead
+        wins, so a later one that names another lead never decides (SPEC §6.3, README "Lead
+        resolution"). Leads still missing are created, and identities cached, for trusted
+        events only: an untrusted browser event follows existing bindings and makes none.
 
         :raises Retryable: a call failed in a way worth retrying; nothing was cached wrongly.
         """
         create = self.settings.create_leads if create is None else create
-        results: list[Resolution | None] = [
-            Resolution(lead, cached=True) if lead is not None else None
-            for lead in self.cached(whos)
-        ]
-        missing = [i for i, r in enumerate(results) if r is None]
-        if not missing:
-            return [r for r in results if r is not None]
-        now = self.clock()
-        if not self.shared.try_lock(LOCK_NAME, self.owner, LOCK_TTL_S, now):
-            raise Busy("another worker is resolving leads")
-        try:
-            again = self.cached([whos[i] for i in missing])
-            for index, lead in zip(missing, again, strict=True):
-                if lead is not None:
-                    results[index] = Resolution(lead, cached=True)
-            self._lookup(whos, results)
-            if create:
-                self._create(whos, results)
-        finally:
-            self.shared.unlock(LOCK_NAME, self.owner)
+        self._cookie_misses = set()
+        results: list[Resolution | None] = [None] * len(whos)
+        if self._walk(whos, results, marketo=False) or (
+            create and any(r is None and w.trusted for w, r in zip(whos, results, strict=True))
+        ):
+            now = self.clock()
+            if not self.shared.try_lock(LOCK_NAME, self.owner, LOCK_TTL_S, now):
+                raise Busy("another worker is resolving leads")
+            try:
+                self._walk(whos, results, marketo=True)
+                if create:
+                    self._create(whos, results)
+            finally:
+                self.shared.unlock(LOCK_NAME, self.owner)
         out: list[Resolution] = []
         for who, result in zip(whos, results, strict=True):
             if result is None:
                 reason = "lead_not_found" if self.ordered(who) else "no_lead_identity"
                 result = Resolution(reason=reason)
-            elif result.lead_id is not None:
+            elif result.lead_id is not None and who.trusted:
                 self.remember(who, result.lead_id)
             out.append(result)
         return out
 
-    def _lookup(self, whos: Sequence[Who], results: list[Resolution | None]) -> None:
+    def _lookupable(self, kind: str) -> bool:
+        return kind == "cookie" or bool(self.filter_fields.get(kind))
+
+    def _walk(self, whos: Sequence[Who], results: list[Resolution | None], marketo: bool) -> bool:
+        """Fill `results` kind by kind in order; return whether Marketo must be asked.
+
+        A who stops at its first identity that the cache does not know but Marketo could: that
+        identity's answer comes first. Without `marketo` only the cache is read.
+        """
+        todo = [i for i, r in enumerate(results) if r is None]
+        wanted = [x for i in todo for x in self.ordered(whos[i])]
+        known = self.shared.get_leads(self.scope, wanted) if wanted else {}
+        blocked: set[int] = set()
         for kind in self.order:
-            field = self.filter_fields.get(kind)
-            if kind == "cookie":
+            for i in todo:
+                value = dict(self.ordered(whos[i])).get(kind)
+                if results[i] is not None or i in blocked or value is None:
+                    continue
+                lead = known.get((kind, value))
+                if lead is not None:
+                    results[i] = Resolution(lead, cached=True, via=kind)
+                elif self._lookupable(kind):
+                    blocked.add(i)
+            if not marketo:
                 continue
-            if not field:
-                continue
-            wanted = {
-                value: None
-                for who, result in zip(whos, results, strict=True)
-                if result is None
-                for k, value in self.ordered(who)
-                if k == kind
-            }
-            found = self._find(field, field, list(wanted))
-            self._fill(whos, results, kind, found)
-        if "cookie" in self.order:
-            cookies = {
-                w.cookie for w, r in zip(whos, results, strict=True) if r is None and w.cookie
-            }
-            for cookie in cookies:
-                rows = self._find("cookies", None, [cookie])
-                self._fill(whos, results, "cookie", rows)
+            asking = [i for i in todo if i in blocked and results[i] is None]
+            values = [dict(self.ordered(whos[i])).get(kind) for i in asking]
+            distinct = list(dict.fromkeys(v for v in values if v is not None))
+            if distinct:
+                self._ask(kind, distinct, whos, results, asking)
+            blocked.clear()
+        return bool(blocked)
 
-    def _find(self, filter_type: str, field: str | None, values: list[str]) -> dict[str, int]:
-        return find_leads(self.client, filter_type, values, field)
-
-    def _fill(
-        self, whos: Sequence[Who], results: list[Resolution | None], kind: str, found: dict
+    def _ask(
+        self,
+        kind: str,
+        values: list[str],
+        whos: Sequence[Who],
+        results: list[Resolution | None],
+        asking: list[int],
     ) -> None:
-        for index, who in enumerate(whos):
-            if results[index] is not None:
-                continue
-            value = dict(self.ordered(who)).get(kind)
+        """Look `values` of one kind up in Marketo and fill the results they answer."""
+        if kind == "cookie":
+            found: dict[str, int] = {}
+            for cookie in values:
+                found.update(self._find("cookies", None, [cookie]))
+            self._cookie_misses.update(v for v in values if v not in found)
+        else:
+            field = self.filter_fields[kind]
+            found = self._find(field, field, values)
+        for i in asking:
+            value = dict(self.ordered(whos[i])).get(kind)
             if value is None:
                 continue
             lead = found.get(value, found.get(value.lower()) if kind == "email" else None)
             if lead is not None:
-                results[index] = Resolution(lead)
+                results[i] = Resolution(lead, via=kind)
+
+    def cookie_owner(self, cookie: str) -> int | None:
+        """Return the lead Marketo ties `cookie` to, from the cache or one lookup; None if none.
+
+        A lead found is cached (Marketo's own binding is a trusted one); a miss already seen in
+        this batch's resolution is not asked again.
+        """
+        cached = self.shared.get_leads(self.scope, [("cookie", cookie)])
+        if cached:
+            return next(iter(cached.values()))
+        if cookie in self._cookie_misses:
+            return None
+        lead = self._find("cookies", None, [cookie]).get(cookie)
+        if lead is None:
+            self._cookie_misses.add(cookie)
+            return None
+        self.shared.put_leads(self.scope, {("cookie", cookie): lead}, self.clock())
+        return lead
+
+    def _find(self, filter_type: str, field: str | None, values: list[str]) -> dict[str, int]:
+        return find_leads(self.client, filter_type, values, field)
 
     def _create_key(self, who: Who) -> tuple[str, str] | None:
         ids = self.settings.lead_fields
@@ -228,7 +302,7 @@ class LeadResolver:
         ids = self.settings.lead_fields
         groups: dict[str, dict[str, dict[str, Any]]] = {}
         for who, result in zip(whos, results, strict=True):
-            key = self._create_key(who) if result is None else None
+            key = self._create_key(who) if result is None and who.trusted else None
             if key is None:
                 continue
             record = groups.setdefault(key[0], {}).setdefault(key[1], {key[0]: key[1]})
@@ -251,20 +325,30 @@ class LeadResolver:
                 for key, result in zip(keys, created, strict=True)
             }
             for index, who in enumerate(whos):
-                key = self._create_key(who) if results[index] is None else None
+                key = self._create_key(who) if results[index] is None and who.trusted else None
                 if key is not None and key[0] == field and key[1] in outcome:
                     results[index] = outcome[key[1]]
 
-    def associate(self, pairs: Sequence[tuple[str, int]]) -> int:
+    def associate(self, pairs: Sequence[tuple[str, int]], *, move: bool = True) -> int:
         """Associate each (cookie, lead) not yet associated, once; return how many were sent.
 
-        A refused cookie (1012) is remembered as done: it must never block an event.
+        With `move` false (a track, not an identify), a cookie Marketo already ties to a lead is
+        never moved: its own lead needs nothing, another lead counts an identity conflict. A
+        refused cookie (1012) is remembered as done: it must never block an event.
         """
         wanted = list(dict.fromkeys(pairs))
         done = self.shared.associated(self.scope, wanted)
         sent = 0
         for cookie, lead in wanted:
             if (cookie, lead) in done:
+                continue
+            owner = None if move else self.cookie_owner(cookie)
+            if owner is not None:
+                if owner != lead:
+                    self.shared.count(IDENTITY_CONFLICT)
+                    logger.info("cookie kept on lead %s; the event went to lead %s", owner, lead)
+                else:
+                    self.shared.mark_associated(self.scope, [(cookie, lead)])
                 continue
             try:
                 self.client.associate(lead, cookie)

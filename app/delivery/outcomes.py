@@ -12,6 +12,8 @@ DELIVERED = "delivered"
 DROPPED = "dropped"
 DEAD = "dead"
 RETRY = "retry"
+# Not resolvable yet: parked until a binding names the visitor (or its hold expires).
+HELD = "held"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from app.coordination.state import SharedState
+from app.delivery.leads import IDENTITY_CONFLICT
 from app.ratelimit import Budget
 from app.ratelimit import headroom
 from app.ratelimit import quota_resets_at
@@ -52,6 +53,8 @@ def marketo_status(
             "token_age_s": None if token_age is None else round(token_age, 1),
             "last_error": shared.last_error(),
             "credentials": settings.has_credentials,
+            # Server events whose identifiers named two different leads (SPEC §5.4, README).
+            "identity_conflicts": shared.counters().get(IDENTITY_CONFLICT, 0),
         }
     }
 
@@ -96,6 +99,7 @@ QUOTA_GAUGES = (
     "gateway_marketo_window_calls",
     "gateway_marketo_window_headroom",
     "gateway_marketo_paused",
+    "gateway_identity_conflicts",
 )
 
 
@@ -134,6 +138,11 @@ class QuotaCollector(Collector):
             "gateway_marketo_window_headroom",
             "Calls still allowed in the current window",
             value=headroom(budget, [now] * view.window_calls, now),
+        )
+        yield GaugeMetricFamily(
+            "gateway_identity_conflicts",
+            "Events whose identifiers named two different leads (the lookup order decided)",
+            value=self.shared().counters().get(IDENTITY_CONFLICT, 0),
         )
         yield GaugeMetricFamily(
             "gateway_marketo_paused",

@@ -30,6 +30,7 @@ from app.http import read_json_body
 from app.http import server_key_from_auth
 from app.ingest.routing import identity_link
 from app.ingest.routing import route
+from app.ingest.trust import apply_trust
 from app.ingest.validate import SHORT_TYPES
 from app.ingest.validate import iso_utc
 from app.ingest.validate import normalise
@@ -42,6 +43,9 @@ from app.settings import SourceKey
 
 bp = Blueprint("ingest", __name__)
 
+# How long after a browser identify its visitor's held events are tried again: time for the
+# page's hidden form post to reach Marketo and tie the Munchkin cookie.
+FORM_FILL_GRACE_S = 5.0
 # The answer to almost every request, built once.
 SUCCESS_BODY = b'{"success":true}\n'
 
@@ -66,6 +70,7 @@ def accept(
                 item, route_type=route_type, key_id=key.id, key_kind=key.kind,
                 received_at=now, received_iso=received_iso, max_event_bytes=max_event,
             )  # fmt: skip
+            event = apply_trust(event, settings.secret_key)
         except InvalidEvent as exc:
             if single:
                 raise
@@ -107,13 +112,21 @@ def accept(
 def _after_commit(
     store: Any, routed: list[Routed], stored: list[bool], settings: Settings, now: float
 ) -> None:
-    """Release events held for an anonymous visitor once an identify or alias names them."""
-    if settings.track_anonymous:
-        return
+    """Release held events once an identify or alias names their visitor.
+
+    A trusted link (server key, or a token's) releases at once. A browser identify that stays a
+    record still gives the visitor's held events one more try a little later: the page's hidden
+    Marketo form may have tied its cookie meanwhile, and a retry costs one lookup, no binding.
+    """
     for item, is_new in zip(routed, stored, strict=True):
-        link = identity_link(item.event) if is_new and item.state is State.PENDING else None
+        if not is_new:
+            continue
+        event = item.event
+        link = identity_link(event) if item.state is State.PENDING else None
         if link is not None:
             store.release_held(link[0], link[1], now)
+        elif event.type == "identify" and event.anonymous_id is not None:
+            store.release_held(event.anonymous_id, None, now, due=now + FORM_FILL_GRACE_S)
 
 
 def _browser_key(settings: Settings, body: Any) -> SourceKey:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.ingest.trust import trusted_user_id
+from app.outbox.store import TRUST_KEY
 from app.outbox.store import Event
 from app.outbox.store import Routed
 from app.outbox.store import State
@@ -43,6 +45,18 @@ def delivery_disabled(integrations: Mapping[str, Any] | None) -> bool:
     return integrations.get("All", True) is False
 
 
+def _browser_claim_without_proof(event: Event, settings: Settings) -> bool:
+    """Tell whether a browser identify or alias must stay a record (SPEC §5.4).
+
+    Either one asks the gateway to write a lead or bind an id to one; a public key may do that
+    only with an identity token, and not at all when `identify_mode` is `off`. In `form` mode
+    the page's hidden Marketo form has already done what any public form may do.
+    """
+    if event.source_kind != "browser" or event.type not in IDENTITY_TYPES:
+        return False
+    return TRUST_KEY not in event.payload or settings.identify_mode == "off"
+
+
 def _type_reason(event: Event, settings: Settings) -> str | None:
     kind = event.type
     if kind == "track":
@@ -67,6 +81,8 @@ def route(event: Event, settings: Settings) -> Routed:
     """Decide the state an accepted event starts in: pending, held, or dropped with a reason."""
     if delivery_disabled(event.payload.get("integrations")):
         return Routed(event, State.DROPPED, DISABLED_BY_INTEGRATIONS)
+    if _browser_claim_without_proof(event, settings):
+        return Routed(event, State.DROPPED, RECORDED_ONLY)
     reason = _type_reason(event, settings)
     if reason is not None:
         return Routed(event, State.DROPPED, reason)
@@ -77,10 +93,11 @@ def route(event: Event, settings: Settings) -> Routed:
 
 def identity_link(event: Event) -> tuple[str, str] | None:
     """Return (anonymousId, userId) when this event ties an anonymous visitor to a user."""
-    if event.user_id is None:
+    user_id = trusted_user_id(event)
+    if user_id is None:
         return None
     if event.type == "alias":
-        return str(event.payload["previousId"]), event.user_id
+        return str(event.payload["previousId"]), user_id
     if event.type == "identify" and event.anonymous_id is not None:
-        return event.anonymous_id, event.user_id
+        return event.anonymous_id, user_id
     return None

@@ -211,21 +211,34 @@ class PostgresStore:
         )
         self._update(sql, (reason, _text(detail), now, list(ids)))
 
-    def release_held(self, anonymous_id: str, user_id: str | None, now: float) -> int:
-        """Turn held events of an anonymousId back to pending, filling in the userId if known."""
+    def hold(self, ids: Sequence[int], now: float, detail: str | None = None) -> None:
+        """Park open events as held until a binding names their visitor (`release_held`)."""
+        sql = (
+            "UPDATE events SET state = 'held', detail = %s, updated_at = %s"
+            " WHERE state IN ('pending', 'in_flight') AND id = ANY(%s)"
+        )
+        self._update(sql, (_text(detail), now, list(ids)))
+
+    def release_held(
+        self, anonymous_id: str | None, user_id: str | None, now: float, due: float | None = None
+    ) -> int:
+        """Turn held events of an anonymousId (or of the userId) back to pending at `due`."""
         sql = (
             "UPDATE events SET state = 'pending', user_id = COALESCE(user_id, %s),"
-            " next_attempt_at = %s, updated_at = %s WHERE state = 'held' AND anonymous_id = %s"
+            " next_attempt_at = %s, updated_at = %s WHERE state = 'held'"
+            " AND (anonymous_id = %s OR (%s::text IS NOT NULL AND user_id = %s))"
         )
-        return self._update(sql, (_text(user_id), now, now, _text(anonymous_id)))
+        user = _text(user_id)
+        when = now if due is None else due
+        return self._update(sql, (user, when, now, _text(anonymous_id), user, user))
 
     def expire_held(self, before: float, now: float) -> int:
-        """Drop held events received before `before` with reason `hold_expired`."""
+        """Drop held events received before `before` with reason `anonymous_expired`."""
         sql = (
-            "UPDATE events SET state = 'dropped', reason = 'hold_expired', updated_at = %s"
+            "UPDATE events SET state = 'dropped', reason = 'anonymous_expired', updated_at = %s"
             " WHERE state = 'held' AND received_at < %s"
         )
-        return self._update(sql, (now, before), ("dropped", "hold_expired"))
+        return self._update(sql, (now, before), ("dropped", "anonymous_expired"))
 
     def held_anonymous_ids(self, after: str, limit: int) -> list[str]:
         """Return up to `limit` distinct anonymousIds of held events, in order, past `after`."""

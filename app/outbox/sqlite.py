@@ -279,25 +279,36 @@ class SqliteStore:
         )
         self._finish(ids, sql, (reason, detail, now), None)
 
-    def release_held(self, anonymous_id: str, user_id: str | None, now: float) -> int:
-        """Turn held events of an anonymousId back to pending, filling in the userId if known."""
+    def hold(self, ids: Sequence[int], now: float, detail: str | None = None) -> None:
+        """Park open events as held until a binding names their visitor (`release_held`)."""
+        sql = (
+            "UPDATE events SET state = 'held', detail = ?, updated_at = ?"
+            " WHERE state IN ('pending', 'in_flight') AND id IN ({marks})"
+        )
+        self._finish(ids, sql, (detail, now), None)
+
+    def release_held(
+        self, anonymous_id: str | None, user_id: str | None, now: float, due: float | None = None
+    ) -> int:
+        """Turn held events of an anonymousId (or of the userId) back to pending at `due`."""
         with self._write() as conn:
             return conn.execute(
                 "UPDATE events SET state = 'pending', user_id = COALESCE(user_id, ?),"
-                " next_attempt_at = ?, updated_at = ? WHERE state = 'held' AND anonymous_id = ?",
-                (user_id, now, now, anonymous_id),
+                " next_attempt_at = ?, updated_at = ? WHERE state = 'held'"
+                " AND (anonymous_id = ? OR (? IS NOT NULL AND user_id = ?))",
+                (user_id, now if due is None else due, now, anonymous_id, user_id, user_id),
             ).rowcount
 
     def expire_held(self, before: float, now: float) -> int:
-        """Drop held events received before `before` with reason `hold_expired`."""
+        """Drop held events received before `before` with reason `anonymous_expired`."""
         with self._write() as conn:
             n = conn.execute(
-                "UPDATE events SET state = 'dropped', reason = 'hold_expired', updated_at = ?"
+                "UPDATE events SET state = 'dropped', reason = 'anonymous_expired', updated_at = ?"
                 " WHERE state = 'held' AND received_at < ?",
                 (now, before),
             ).rowcount
             if n:
-                conn.execute(BUMP_TOTAL, ("dropped", "hold_expired", n))
+                conn.execute(BUMP_TOTAL, ("dropped", "anonymous_expired", n))
         return n
 
     def held_anonymous_ids(self, after: str, limit: int) -> list[str]:

@@ -44,6 +44,11 @@ class Event:
     payload_json: str | None = field(default=None, compare=False, repr=False)
 
 
+#: Where intake records what a verified identity token lets a browser event do
+#: (`{"email": ..., "userId": ...}`); never taken from a client (see app/ingest/trust.py).
+TRUST_KEY = "_gatewayTrust"
+
+
 def dedupe_key(event: Event) -> str:
     """Return what the dedupe window remembers: the messageId within its source key.
 
@@ -104,11 +109,16 @@ class Store(Protocol):
     def dead(self, ids: Sequence[int], reason: str, now: float, detail: str | None = None) -> None:
         """Dead-letter events with a reason and detail for an operator."""
 
-    def release_held(self, anonymous_id: str, user_id: str | None, now: float) -> int:
-        """Turn held events of an anonymousId back to pending (an identify/alias linked it)."""
+    def hold(self, ids: Sequence[int], now: float, detail: str | None = None) -> None:
+        """Park open events as held until a binding names their visitor."""
+
+    def release_held(
+        self, anonymous_id: str | None, user_id: str | None, now: float, due: float | None = None
+    ) -> int:
+        """Turn held events of an anonymousId (or of the userId) back to pending at `due`."""
 
     def expire_held(self, before: float, now: float) -> int:
-        """Drop held events received before `before` with reason `hold_expired`."""
+        """Drop held events received before `before` with reason `anonymous_expired`."""
 
     def held_anonymous_ids(self, after: str, limit: int) -> list[str]:
         """Return up to `limit` distinct anonymousIds of held events, in order, past `after`."""

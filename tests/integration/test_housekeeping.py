@@ -43,7 +43,7 @@ def test_held_anonymous_events_expire_after_the_hold(delivery):
     delivery.clock.advance(3 * DAY_S)
     delivery.engine.dispatcher.run_once(flush=True)
 
-    assert delivery.state_of(message_id) == ("dropped", "hold_expired")
+    assert delivery.state_of(message_id) == ("dropped", "anonymous_expired")
 
 
 def identify_then_late_anonymous_track(delivery) -> str:

@@ -142,7 +142,7 @@ def test_held_events_wait_for_their_user_then_expire(store):
     assert (released.event.message_id, released.event.user_id) == ("h1", "user-9")
     assert store.expire_held(before=T0 + 1, now=T0 + 2) == 1
     counts = store.counts(T0 + 2)
-    assert (counts["held"], counts["dropped"]) == (0, {"hold_expired": 1})
+    assert (counts["held"], counts["dropped"]) == (0, {"anonymous_expired": 1})
 
 
 def test_dead_letters_are_listed_newest_first_replayed_and_purged(store):

@@ -74,11 +74,20 @@ def test_who_of_reads_every_identity() -> None:
 
 
 def test_cache_hit_costs_no_call(mocked, shared) -> None:
-    """A cached identity resolves without any HTTP call (responses fails on unexpected ones)."""
-    shared.put_leads("123-ABC-456", {("userId", "u1"): 42}, NOW)
+    """A cached first identity resolves without any HTTP call (responses fails on others)."""
+    shared.put_leads("123-ABC-456", {("email", "a@x.io"): 42}, NOW)
     results = resolver(shared).resolve([Who(user_id="u1", email="a@x.io")])
-    assert results[0].lead_id == 42
+    assert (results[0].lead_id, results[0].via) == (42, "email")
     assert len(mocked.calls) == 0
+
+
+def test_an_uncached_earlier_identity_is_asked_before_a_cached_later_one(mocked, shared) -> None:
+    """The order decides, not the cache: email (first) is looked up although userId is cached."""
+    shared.put_leads("123-ABC-456", {("userId", "u1"): 42}, NOW)
+    rows = [{"id": 7, "email": "a@x.io", "updatedAt": "2024-01-01T00:00:00Z"}]
+    mocked.add(responses.GET, LEADS, json={"success": True, "result": rows})
+    results = resolver(shared).resolve([Who(user_id="u1", email="a@x.io")])
+    assert (results[0].lead_id, results[0].via) == (7, "email")
 
 
 def test_email_lookup_maps_rows_back_case_insensitively_latest_wins(mocked, shared) -> None:

@@ -122,7 +122,7 @@ def test_held_events_are_released_by_anonymous_id_and_expire(store):
     assert c.event.message_id == "h1"
     assert c.event.user_id == "user-7"
     assert store.expire_held(before=T0 + 1, now=T0 + 2) == 1
-    assert store.counts(T0 + 2)["dropped"] == {"hold_expired": 1}
+    assert store.counts(T0 + 2)["dropped"] == {"anonymous_expired": 1}
     assert store.counts(T0 + 2)["held"] == 0
 
 

@@ -218,6 +218,32 @@ class FakeMarketo:
         with self.lock:
             return leads.create_lead(self, fields)
 
+    def fill_form(self, form_fields: dict[str, str]) -> int | None:
+        """Apply a public Forms 2.0 post as Marketo does: upsert by Email, tie `_mkt_trk` to it.
+
+        `form_fields` carry SOAP names (`Email`, `FirstName`, `_mkt_trk`), as forms2 posts them;
+        the fill is recorded in `form_submissions`. Returns the lead id, or None without email.
+        """
+        by_soap = {f.soap: f.rest for f in self.fields.values()}
+        rest = {by_soap[k]: v for k, v in form_fields.items() if k in by_soap and v != ""}
+        if not rest.get("email"):
+            return None
+        with self.lock:
+            found = leads.matches(self, "email", rest["email"])
+            if found:
+                lead_id = max(found, key=lambda i: (self.leads[i]["updatedAt"], i))
+                leads.update_lead(self, lead_id, rest)
+            else:
+                lead_id = leads.create_lead(self, rest)
+            cookie = form_fields.get("_mkt_trk")
+            if cookie and cookie not in self.leads[lead_id]["cookies"]:
+                for other in self.leads.values():
+                    if cookie in other["cookies"]:
+                        other["cookies"].remove(cookie)
+                self.leads[lead_id]["cookies"].append(cookie)
+            self.form_submissions.append({"fields": dict(form_fields), "leadId": lead_id})
+            return lead_id
+
     def add_activity_type(
         self,
         id: int,
