@@ -15,6 +15,7 @@ from app import health
 from app import http
 from app import ingest
 from app import lists_api
+from app import logsafe
 from app import ops
 from app import outbox
 from app import worker
@@ -35,6 +36,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["settings"] = SettingsHolder(
         Path(app.config["SETTINGS_PATH"]), app.config["ENVIRON"]
     )
+    logsafe.init_app(app)
     http.init_app(app)
     health.init_app(app)
     cli.init_app(app)
