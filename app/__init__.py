@@ -27,6 +27,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from app import http
     from app import ingest
     from app import lists_api
+    from app import logsafe
     from app import ops
     from app import outbox
     from app.settings import EXTENSION
@@ -44,6 +45,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[EXTENSION] = SettingsHolder(
         Path(app.config["SETTINGS_PATH"]), app.config["ENVIRON"]
     )
+    logsafe.init_app(app)
     http.init_app(app)
     health.init_app(app)
     cli.init_app(app)

@@ -120,6 +120,7 @@ class SettingsInvalid(ServiceUnavailable):
 
     code = "settings_invalid"
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("settings are invalid: " + "; ".join(problems))
+    def __init__(self, problems: list[str], public: list[str] | None = None) -> None:
+        # The message is what clients read: `public` (no file paths) when given.
+        super().__init__("settings are invalid: " + "; ".join(public or problems))
         self.problems = problems

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from flask import Blueprint
 from flask import Flask
 from flask import current_app
+from flask import has_request_context
 from flask import jsonify
 
-from app.errors import SettingsInvalid
 from app.settings import settings_holder
 
 bp = Blueprint("health", __name__)
@@ -24,11 +24,14 @@ def add_readiness_check(app: Flask, name: str, check: ReadinessCheck) -> None:
 
 
 def _settings_check() -> str | None:
-    try:
-        settings_holder(current_app).get()
-    except SettingsInvalid as exc:
-        return "; ".join(exc.problems)
-    return None
+    """Name what is wrong with the settings file, without its path (/readyz is reachable by
+    anyone who can reach the gateway; `flask status` and the log name the file)."""
+    return settings_holder(current_app).problem(public=True)
+
+
+def _settings_status(app: Flask) -> dict:
+    """The settings section of the status document; the file's path only outside a request."""
+    return settings_holder(app).status(public=has_request_context())
 
 
 @bp.get("/healthz")
@@ -56,3 +59,4 @@ def init_app(app: Flask) -> None:
     """Register the probes and the settings readiness check."""
     app.register_blueprint(bp)
     add_readiness_check(app, "settings", _settings_check)
+    app.extensions.setdefault("status_providers", {})["settings"] = lambda: _settings_status(app)

@@ -86,6 +86,30 @@ def _decompress(body: bytes, max_bytes: int) -> bytes:
     return out
 
 
+# A refused body is still read (and dropped) up to this multiple of the limit, so a client on a
+# keep-alive connection reads its 413 instead of a reset; a larger body is not read at all.
+DISCARD_FACTOR = 10
+
+# Read size while discarding: memory stays bounded whatever the declared length.
+DISCARD_CHUNK = 64 * 1024
+
+
+def _discard_body(environ: dict[str, Any], length: int, max_bytes: int) -> None:
+    """Read and drop a body declared too long, up to DISCARD_FACTOR x the limit.
+
+    Beyond that the 413 goes out unread: the server then drops the connection or drains it.
+    """
+    if length > DISCARD_FACTOR * max_bytes:
+        return
+    stream = environ["wsgi.input"]
+    left = length
+    while left > 0:
+        chunk = stream.read(min(DISCARD_CHUNK, left))
+        if not chunk:
+            break
+        left -= len(chunk)
+
+
 def read_json_body(max_bytes: int) -> Any:
     """Return the request's JSON body (JSON or text/plain, optionally gzip), capped at max_bytes.
 
@@ -103,6 +127,7 @@ def read_json_body(max_bytes: int) -> Any:
         environ.get("CONTENT_LENGTH"), environ.get("HTTP_TRANSFER_ENCODING")
     )
     if length is not None and length > max_bytes:
+        _discard_body(environ, length, max_bytes)
         raise PayloadTooLarge(f"the body is over {max_bytes} bytes")
     if length is not None:
         raw = environ["wsgi.input"].read(length)  # exactly the declared body, never beyond it
@@ -278,6 +303,8 @@ def _handle_gateway_error(exc: GatewayError) -> Response:
     response = error_response(exc.status, exc.code, exc.message)
     if isinstance(exc, TooManyRequests):
         response.headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
+    if isinstance(exc, Unauthorized):
+        response.headers["WWW-Authenticate"] = 'Basic realm="gateway"'
     return response
 
 

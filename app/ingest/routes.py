@@ -19,6 +19,7 @@ from flask import jsonify
 from flask import request
 
 from app.errors import InvalidEvent
+from app.errors import PayloadTooLarge
 from app.http import apply_cors
 from app.http import browser_key_from
 from app.http import check_ip_rate
@@ -49,6 +50,15 @@ FORM_FILL_GRACE_S = 5.0
 # The answer to almost every request, built once.
 SUCCESS_BODY = b'{"success":true}\n'
 
+# Items per batch. Segment caps a batch at 500 KB; its libraries send at most 100 messages a
+# batch. 2,500 leaves room for small events while bounding the per-item work (and memory) a
+# tiny gzipped body of empty items could otherwise cost.
+MAX_BATCH_ITEMS = 2_500
+
+# A batch answer lists at most this many rejected items (`rejected_count` has them all), so
+# the answer stays a few KB whatever the batch holds.
+MAX_REJECTED_LISTED = 100
+
 
 def accept(
     settings: Settings, key: SourceKey, items: list[Any], route_type: str | None, single: bool
@@ -64,6 +74,8 @@ def accept(
     max_event = settings.intake.max_event_bytes
     routed: list[Routed] = []
     rejected: list[dict[str, Any]] = []
+    rejected_count = 0
+    metrics_codes: dict[str, int] = {}
     for index, item in enumerate(items):
         try:
             event = normalise(
@@ -74,18 +86,22 @@ def accept(
         except InvalidEvent as exc:
             if single:
                 raise
-            rejected.append({"index": index, "code": exc.code, "message": exc.message})
+            rejected_count += 1
+            metrics_codes[exc.code] = metrics_codes.get(exc.code, 0) + 1
+            if len(rejected) < MAX_REJECTED_LISTED:
+                rejected.append({"index": index, "code": exc.code, "message": exc.message})
             continue
         routed.append(route(event, settings))
     metrics = intake_metrics(app)
-    for entry in rejected:
-        metrics.child(metrics.rejected, entry["code"]).inc()
+    for code, n in metrics_codes.items():
+        metrics.child(metrics.rejected, code).inc(n)
     if not routed:
         response = jsonify(
             {
                 "success": False,
                 "error": {"code": "invalid_batch", "message": "no event in the batch is valid"},
                 "rejected": rejected,
+                "rejected_count": rejected_count,
             }
         )
         response.status_code = 400
@@ -105,7 +121,7 @@ def accept(
     if len(routed) - sum(by_label.values()):
         metrics.duplicates.inc(len(routed) - sum(by_label.values()))
     if rejected:
-        return jsonify({"success": True, "rejected": rejected})
+        return jsonify({"success": True, "rejected": rejected, "rejected_count": rejected_count})
     return app.response_class(SUCCESS_BODY, content_type="application/json")
 
 
@@ -196,6 +212,10 @@ def batch() -> Response:
         raise InvalidEvent("batch must be a list of events", code="bad_batch")
     if not items:
         raise InvalidEvent("batch is empty", code="empty_batch")
+    if len(items) > MAX_BATCH_ITEMS:
+        raise PayloadTooLarge(
+            f"a batch may carry at most {MAX_BATCH_ITEMS} events", code="too_many_events"
+        )
     return accept(settings, key, items, None, single=False)
 
 

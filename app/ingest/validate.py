@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import time
 from datetime import UTC
 from datetime import datetime
@@ -25,6 +26,14 @@ MAX_ID_CHARS = 255
 MAX_NAME_CHARS = 255
 
 ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
+
+# Ids, event names, cookies and keys: no control character at all (C0, DEL, C1), no NUL, no
+# lone UTF-16 surrogate (valid JSON, but no UTF-8 text column, nor Marketo's API, takes one).
+_BAD_NAME = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+# Free text values: tab and line breaks are text; other C0 and C1 controls, NUL and lone
+# surrogates are not (Marketo refuses them, and they forge log lines).
+_BAD_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x80-\x9f\ud800-\udfff]")
 
 OBJECT_FIELDS = ("context", "properties", "traits", "integrations")
 
@@ -79,8 +88,8 @@ def _checked_id(name: str, value: str) -> str:
     """
     if len(value) > MAX_ID_CHARS:
         raise _fail("id_too_long", f"{name} is longer than {MAX_ID_CHARS} characters")
-    if not storable_text(value):
-        raise _fail("bad_id", f"{name} is not valid Unicode text without NUL characters")
+    if _BAD_NAME.search(value):
+        raise _fail("bad_id", f"{name} holds a control character, NUL or a lone surrogate")
     return value
 
 
@@ -97,6 +106,43 @@ def storable_text(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return "\x00" not in text
+
+
+def _check_texts(item: dict[str, Any]) -> None:
+    """Refuse an event holding text no store or Marketo takes, naming where (never the value).
+
+    Keys and string values at any depth follow the text rule. Called only when the encoded
+    event holds a `\\u`, `\\b` or `\\f` escape, which every such character is encoded as.
+
+    :raises InvalidEvent: `bad_text`, with the dotted path of the first offending field.
+    """
+    try:
+        where = _first_bad(item, "")
+    except RecursionError as exc:
+        raise _fail("bad_field", "the event is nested too deeply") from exc
+    if where is not None:
+        raise _fail(
+            "bad_text", f"{where} holds a control character, NUL or a lone UTF-16 surrogate"
+        )
+
+
+def _first_bad(value: Any, path: str) -> str | None:
+    """Return the path of the first bad key or string value under `value`, else None."""
+    if isinstance(value, str):
+        return (path or "the event") if _BAD_TEXT.search(value) else None
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if _BAD_TEXT.search(key):
+                return f"a key in {path or 'the event'}"
+            found = _first_bad(child, f"{path}.{key}" if path else key)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found = _first_bad(child, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def iso_utc(moment: datetime) -> str:
@@ -153,6 +199,8 @@ def _marketo_cookie(context: dict[str, Any]) -> None:
             return
     if not isinstance(cookie, str) or len(cookie) > MAX_NAME_CHARS:
         raise _fail("bad_field", "the Marketo cookie must be a string of at most 255 characters")
+    if _BAD_NAME.search(cookie):
+        raise _fail("bad_field", "the Marketo cookie holds a control character or bad Unicode")
     if marketo is None:
         marketo = context["Marketo"] = {}
     marketo["marketoCookie"] = cookie
@@ -199,6 +247,8 @@ def normalise(
             raise _fail("missing_event", "track needs an event name")
         if len(name) > MAX_NAME_CHARS:
             raise _fail("bad_event", f"event name is longer than {MAX_NAME_CHARS} characters")
+        if _BAD_NAME.search(name):
+            raise _fail("bad_event", "event name holds a control character or bad Unicode")
     elif kind == "alias" and previous_id is None:
         raise _fail("missing_previous_id", "alias needs a previousId")
     elif kind == "group" and group_id is None:
@@ -223,6 +273,8 @@ def normalise(
         raise _fail("bad_field", "the event cannot be stored as JSON") from exc
     if len(text) > max_event_bytes:  # ASCII-only output: characters are bytes
         raise _fail("event_too_large", f"the event is over {max_event_bytes} bytes")
+    if "\\u" in text or "\\b" in text or "\\f" in text:  # else no control, NUL, surrogate
+        _check_texts(item)
     return Event(
         message_id, kind, key_id, key_kind, received_at, timestamp, user_id, anonymous_id, item,
         text,

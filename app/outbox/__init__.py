@@ -46,7 +46,10 @@ def open_store(url: str, base_dir: Path, dedupe_window_s: float = 24 * 3600.0) -
     try:
         return SqliteStore(path, dedupe_window_s=dedupe_window_s)
     except (OSError, sqlite3.Error) as exc:
-        raise ServiceUnavailable(f"cannot open the SQLite outbox at {path}: {exc}") from exc
+        # Clients read the message: the file is named in the log, not in the answer.
+        log.error("cannot open the SQLite outbox at %s: %s", path, exc)
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise ServiceUnavailable(f"cannot open the SQLite outbox: {reason}") from exc
 
 
 def _open_for(app: Flask) -> Store:

@@ -6,9 +6,9 @@ import re
 from urllib.parse import unquote
 
 # user:PASSWORD@ (up to the last @, so a password holding / or ? is still covered) and
-# password=VALUE in the query string.
+# password=VALUE or sslpassword=VALUE (the client key's passphrase) in the query string.
 _USERINFO_PASSWORD = re.compile(r"^([A-Za-z][\w+.-]*://[^:@/]*:)(.*)@")
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&]*", re.IGNORECASE)
 
 
 def redact(url: str, mask: str = "***") -> str:

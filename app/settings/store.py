@@ -5,13 +5,17 @@ from __future__ import annotations
 import copy
 import fcntl
 import json
+import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from contextlib import contextmanager
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,8 @@ ENV_OVERRIDES = {
 SECRET_KEYS = ("client_secret", "api_private_key", "secret_key")
 
 MASK = "********"
+
+log = logging.getLogger(__name__)
 
 
 class SettingsFileError(Exception):
@@ -160,14 +166,23 @@ def masked(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class SettingsHolder:
-    """Hand out the current `Settings`, reloading when the file changes (one stat per call)."""
+    """Hand out the current `Settings`, reloading when the file changes (one stat per call).
+
+    A bad edit while running (truncated, invalid, unreadable) keeps the last good settings in
+    force: the problem is logged once per change of the file and shown by `problem()` (for
+    `/readyz` and `flask status`) until the file is good again. Only with no good settings yet
+    does `get()` raise. What clients read never names the file's directory.
+    """
 
     def __init__(self, path: Path, environ: Mapping[str, str]) -> None:
         self.path = path
         self._environ = dict(environ)
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
-        self._value: Settings | SettingsInvalid | None = None
+        self._loaded = False
+        self._good: Settings | None = None
+        self._failure: SettingsInvalid | None = None
+        self._failed_at: float | None = None
 
     def _current_stamp(self) -> tuple[int, int, int] | None:
         try:
@@ -176,26 +191,69 @@ class SettingsHolder:
             return None
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 
-    def get(self) -> Settings:
-        """Return the settings in force.
+    def _reload(self, stamp: tuple[int, int, int] | None) -> None:
+        try:
+            value = load(self.path, self._environ)
+        except SettingsInvalid as exc:
+            if self._failure is None or exc.problems != self._failure.problems:
+                kept = "keeping the last good settings" if self._good else "nothing to serve"
+                log.error("settings file %s is invalid (%s): %s", self.path, kept, exc.message)
+                self._failed_at = time.time()
+            self._failure = exc
+        else:
+            if self._failure is not None:
+                log.warning("settings file %s is valid again", self.path)
+            self._good, self._failure, self._failed_at = value, None, None
+        self._stamp = stamp
+        self._loaded = True
 
-        :raises SettingsInvalid: the file is missing or invalid; the gateway stays up meanwhile.
+    def get(self) -> Settings:
+        """Return the settings in force: the file's, or the last good ones while it is bad.
+
+        :raises SettingsInvalid: no good settings since start; the gateway stays up meanwhile.
         """
         stamp = self._current_stamp()
-        if stamp != self._stamp or self._value is None:
+        if stamp != self._stamp or not self._loaded:
             with self._lock:
-                if stamp != self._stamp or self._value is None:
-                    try:
-                        self._value = load(self.path, self._environ)
-                    except SettingsInvalid as exc:
-                        self._value = exc
-                    self._stamp = stamp
-        value = self._value
-        if isinstance(value, SettingsInvalid):
-            # A fresh exception each time: re-raising the cached one would grow its traceback
-            # (and keep every raising frame alive) for as long as the file stays invalid.
-            raise SettingsInvalid(list(value.problems))
-        return value
+                if stamp != self._stamp or not self._loaded:
+                    self._reload(stamp)
+        good = self._good
+        if good is not None:
+            return good
+        failure = self._failure or SettingsInvalid(["the settings have not been read"])
+        # A fresh exception each time: re-raising the cached one would grow its traceback
+        # (and keep every raising frame alive) for as long as the file stays invalid.
+        raise SettingsInvalid(list(failure.problems), self.public(failure.problems))
+
+    def public(self, problems: list[str]) -> list[str]:
+        """Return the problems as clients may read them: the file named, its directory not."""
+        folder = str(self.path.parent)
+        return [p.replace(str(self.path), self.path.name).replace(folder, "…") for p in problems]
+
+    def problem(self, *, public: bool = True) -> str | None:
+        """Return what is wrong with the file now (None when it is good); `public` drops paths."""
+        try:
+            self.get()
+        except SettingsInvalid:
+            pass
+        failure = self._failure
+        if failure is None:
+            return None
+        problems = self.public(failure.problems) if public else list(failure.problems)
+        if self._good is None:
+            return "settings are invalid: " + "; ".join(problems)
+        return "the settings file is invalid, serving the last good settings: " + "; ".join(
+            problems
+        )
+
+    def status(self, *, public: bool = False) -> dict[str, Any]:
+        """Return the settings section of `flask status`: in force, or stale and why."""
+        problem = self.problem(public=public)
+        if problem is None:
+            return {"settings": {"state": "ok"}}
+        state = "stale" if self._good is not None else "invalid"
+        since = datetime.fromtimestamp(self._failed_at or time.time(), UTC).isoformat()
+        return {"settings": {"state": state, "problem": problem, "since": since}}
 
     def raw(self) -> dict[str, Any]:
         """Return the file's document merged with the environment (for `config show`)."""

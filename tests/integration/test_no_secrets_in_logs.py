@@ -47,6 +47,8 @@ DB_URLS = [
     "postgresql://gw:Pa55/word?x@127.0.0.1:5432/gateway",
     "postgresql://gw@127.0.0.1:5432/gateway?sslmode=disable&password=Pa55word",
     "postgresql://gw:Pa55%zzword@127.0.0.1:5432/gateway",
+    "postgresql://gw@127.0.0.1:5432/gateway?sslmode=require&sslpassword=Pa55word",
+    "postgresql://gw@127.0.0.1:5432/gateway?SSLPASSWORD=Pa55word&sslmode=require",
 ]
 
 

@@ -187,8 +187,11 @@ def test_holder_picks_up_a_changed_file_and_reports_a_broken_one(tmp_path: Path)
     write_raw(path, doc(munchkin_id="222-BBB-333"))
     assert holder.get().munchkin_id == "222-BBB-333"
     path.write_text("{not json")
+    assert holder.get().munchkin_id == "222-BBB-333"  # the last good settings stay in force
+    assert "is not valid JSON (line 1" in (holder.problem(public=False) or "")
+    fresh = SettingsHolder(path, {})  # no good settings yet: refused
     with pytest.raises(SettingsInvalid) as info:
-        holder.get()
+        fresh.get()
     assert "is not valid JSON (line 1" in info.value.problems[0]
 
 
