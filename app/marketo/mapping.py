@@ -223,7 +223,7 @@ def activity(
             fitted = _fit(coerce(value, attr.type), attr.type)
             attributes.append({"apiName": attr.attribute, "value": fitted})
         except CoercionError as exc:
-            raise CoercionError(f"property {path}: {exc}") from exc
+            raise CoercionError(f"property {path}: {exc}", exc.reason) from exc
     size = len(json.dumps(attributes, separators=(",", ":")).encode("utf-8"))
     if size > MAX_ATTRIBUTE_BYTES:
         raise CoercionError(f"attributes take {size} bytes", "attributes_too_large")
