@@ -186,6 +186,8 @@ def apply_cors(response: Response, key: SourceKey | None) -> Response:
     origin = request.headers.get("Origin")
     if key is not None and key.allows_origin(origin):
         response.headers["Access-Control-Allow-Origin"] = origin
+        # A page must read a 429's Retry-After to wait it out (analytics.js does).
+        response.headers["Access-Control-Expose-Headers"] = "Retry-After"
     return response
 
 
