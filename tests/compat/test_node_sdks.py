@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.compat.conftest import NODE_MODULES
-from tests.compat.conftest import npm_package
 from tests.conftest import SERVER_KEY
+from tests.fixtures_compat import NODE_MODULES
+from tests.fixtures_compat import npm_package
 
 SCRIPT = Path(__file__).with_name("node_clients.js")
 

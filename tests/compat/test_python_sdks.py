@@ -8,8 +8,8 @@ import pytest
 from rudderstack.analytics.client import Client as RudderClient
 from segment.analytics.client import Client as SegmentClient
 
-from tests.compat.conftest import email_of
 from tests.conftest import SERVER_KEY
+from tests.fixtures_compat import email_of
 
 CLIENTS = {"segment": SegmentClient, "rudder": RudderClient}
 

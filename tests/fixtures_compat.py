@@ -1,5 +1,6 @@
-"""Compatibility rig: the gateway on loopback behind a faulty proxy, the fake Marketo behind it,
-and a check that every event a client sent is stored once and every track is one activity."""
+"""Compatibility fixtures (tests/compat, tests/browser/test_analytics_js.py): the gateway on
+loopback behind a faulty proxy, the fake Marketo behind it, and a check that every event a
+client sent is stored once and every track is one activity."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tests.fakes.faulty_proxy import FAULTS
 from tests.fakes.faulty_proxy import FaultyProxy
 from tests.fakes.marketo import FakeMarketo
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 # Where .ci/run installs the pinned npm clients (`npm ci` in .ci/compat).
 NODE_MODULES = REPO / ".ci" / "compat" / "node_modules"

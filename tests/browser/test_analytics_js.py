@@ -14,12 +14,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.browser.conftest import chromium  # noqa: F401 - the session's headless Chromium
-from tests.compat.conftest import email_of
-from tests.compat.conftest import npm_package
 from tests.conftest import BROWSER_KEY
 from tests.conftest import base_document
 from tests.fakes.webhost import WebHost
+from tests.fixtures_compat import email_of
+from tests.fixtures_compat import npm_package
 
 pytestmark = pytest.mark.browser
 
@@ -97,7 +96,7 @@ def cdn_settings(gateway_url: str, batching: bool) -> dict[str, Any]:
 
 @pytest.mark.parametrize("batching", [False, True], ids=["standard", "batching"])
 def test_analytics_js_lands_every_event_once_through_faults(
-    chromium,  # noqa: F811 - the fixture imported above
+    chromium,
     ajs_site,
     compat,
     batching,
