@@ -42,6 +42,13 @@ JSON_TYPES = ("application/json", "text/plain", "")
 # How long browsers may cache a CORS preflight answer.
 PREFLIGHT_MAX_AGE_S = 600
 
+# Request headers a browser page may send cross-origin. analytics.js adds `Authorization: Basic
+# base64(writeKey:)` (a public browser key, never a cookie: no credentials mode is ever allowed)
+# and may add `X-Retry-Count`; a preflight echoes back only those of these the page asked for.
+SAFE_REQUEST_HEADERS = frozenset(
+    {"content-type", "authorization", "x-requested-with", "x-retry-count"}
+)
+
 
 def current_settings() -> Settings:
     """Return the settings in force for this app.
@@ -110,8 +117,12 @@ def _discard_body(environ: dict[str, Any], length: int, max_bytes: int) -> None:
         left -= len(chunk)
 
 
-def read_json_body(max_bytes: int) -> Any:
+def read_json_body(max_bytes: int, any_type: bool = False) -> Any:
     """Return the request's JSON body (JSON or text/plain, optionally gzip), capped at max_bytes.
+
+    `any_type` reads the body as JSON whatever Content-Type it is labelled with: server SDKs
+    mislabel it (rudder-sdk-node sends gzip JSON as application/x-www-form-urlencoded) and,
+    authenticated by a server key, are not a browser form that the label would protect.
 
     :raises PayloadTooLarge: the body is over the limit.
     :raises UnsupportedMediaType: the content type or encoding is not accepted.
@@ -121,7 +132,7 @@ def read_json_body(max_bytes: int) -> Any:
     # The environ directly: werkzeug's parsed headers, mimetype and wrapped stream cost more than
     # the rest of this function on a small event.
     mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
-    if mimetype not in JSON_TYPES:
+    if mimetype not in JSON_TYPES and not any_type:
         raise UnsupportedMediaType(f"send JSON (application/json or text/plain), not {mimetype}")
     length = get_content_length(
         environ.get("CONTENT_LENGTH"), environ.get("HTTP_TRANSFER_ENCODING")
@@ -159,14 +170,28 @@ def browser_key_from(settings: Settings, value: Any) -> SourceKey:
     return key
 
 
+def basic_user() -> str | None:
+    """Return the HTTP Basic user name of this request (Segment clients put their key there)."""
+    auth = parse_authorization(request.environ.get("HTTP_AUTHORIZATION"))
+    return auth[1] if auth is not None else None
+
+
 def server_key_from_auth(settings: Settings) -> SourceKey:
     """Return the server key sent as the HTTP Basic user name (password empty), Segment-style.
 
+    A browser key there is refused too: it is public, so it never gets the server API's powers.
+
     :raises Unauthorized: no credentials, or not a known server key.
     """
-    auth = parse_authorization(request.environ.get("HTTP_AUTHORIZATION"))
-    key = settings.server_key(auth[1] if auth is not None else None)
+    user = basic_user()
+    key = settings.server_key(user)
     if key is None:
+        if isinstance(user, str) and settings.browser_key(user) is not None:
+            raise Unauthorized(
+                "a browser key cannot call the server API; send browser events to /v1/t, "
+                "/v1/p, /v1/i, /v1/a, /v1/g, /v1/b or /v1/batch",
+                code="browser_key_not_allowed",
+            )
         raise Unauthorized("send a server key as the HTTP Basic user name", code="unknown_key")
     return key
 
@@ -187,6 +212,8 @@ def apply_cors(response: Response, key: SourceKey | None) -> Response:
     origin = request.headers.get("Origin")
     if key is not None and key.allows_origin(origin):
         response.headers["Access-Control-Allow-Origin"] = origin
+        # A page must read a 429's Retry-After to wait it out (analytics.js does).
+        response.headers["Access-Control-Expose-Headers"] = "Retry-After"
     return response
 
 
@@ -198,9 +225,17 @@ def preflight_response(keys: list[SourceKey]) -> Response:
     if any(k.allows_origin(origin) for k in keys):
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+        response.headers["Access-Control-Allow-Headers"] = _allowed_request_headers()
         response.headers["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE_S)
     return response
+
+
+def _allowed_request_headers() -> str:
+    """Return the safe subset of the headers a preflight asks for (always Content-Type)."""
+    asked = request.headers.get("Access-Control-Request-Headers", "")
+    names = {part.strip().lower() for part in asked.split(",") if part.strip()}
+    allowed = sorted((names & SAFE_REQUEST_HEADERS) | {"content-type"})
+    return ", ".join(allowed)
 
 
 class IpRateLimiter:
@@ -291,8 +326,15 @@ def check_ip_rate(key: SourceKey, intake: IntakeLimits, events: int = 1) -> None
 
 
 def error_response(status: int, code: str, message: str) -> Response:
-    """Build the one error shape every route answers with."""
-    response = jsonify({"success": False, "error": {"code": code, "message": message}})
+    """Build the one error shape every route answers with.
+
+    `code` and `message` also sit at the top level: rudder-sdk-python reads them there (and took
+    a 401 for a network failure, retrying it, when they were missing).
+    """
+    response = jsonify(
+        {"success": False, "error": {"code": code, "message": message}, "code": code,
+         "message": message}
+    )  # fmt: skip
     response.status_code = status
     return response
 

@@ -20,6 +20,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures_backoffice",
     "tests.fixtures_marketo",
     "tests.fixtures_served",
+    "tests.fixtures_compat",
 ]
 
 SERVER_KEY = "sk_test_server_key_0123456789"

@@ -43,7 +43,7 @@ EVENTS = {
     "Product Viewed": {
         "activity_type_id": 100002,
         "primary": "productId",
-        "properties": {"name": {"attribute": "productName", "type": "string"}},
+        "properties": {"name": {"attribute": "productName", "type": "text"}},
     },
 }
 

@@ -27,6 +27,12 @@ TRUE_WORDS = {"true", "yes", "1", "on"}
 FALSE_WORDS = {"false", "no", "0", "off"}
 STRING_TYPES = {"string", "text", "phone", "url", "link"}
 
+# Marketo's string-typed activity attributes (and the primary attribute) hold 255 characters.
+# Intake accepts longer values, as Segment does: a plain string is cut to fit; a link, email or
+# phone number that is cut would be wrong, so that event is dead-lettered `value_too_long`.
+MAX_STRING_CHARS = 255
+CUT_TYPES = {"string"}
+
 
 class CoercionError(ValueError):
     """A value cannot become its declared type; `reason` is the dead-letter reason."""
@@ -214,9 +220,10 @@ def activity(
         if value is None:
             continue
         try:
-            attributes.append({"apiName": attr.attribute, "value": coerce(value, attr.type)})
+            fitted = _fit(coerce(value, attr.type), attr.type)
+            attributes.append({"apiName": attr.attribute, "value": fitted})
         except CoercionError as exc:
-            raise CoercionError(f"property {path}: {exc}") from exc
+            raise CoercionError(f"property {path}: {exc}", exc.reason) from exc
     size = len(json.dumps(attributes, separators=(",", ":")).encode("utf-8"))
     if size > MAX_ATTRIBUTE_BYTES:
         raise CoercionError(f"attributes take {size} bytes", "attributes_too_large")
@@ -229,6 +236,21 @@ def activity(
         "leadId": int(lead_id),
         "activityDate": when,
         "activityTypeId": int(mapping.activity_type_id),
-        "primaryAttributeValue": coerce(primary_value, "string"),
+        "primaryAttributeValue": _fit(coerce(primary_value, "string"), "string"),
         "attributes": attributes,
     }
+
+
+def _fit(value: Any, type_: str) -> Any:
+    """Return a coerced value that fits Marketo's string length, cut when cutting is harmless.
+
+    :raises CoercionError: a link, email or phone value is too long (`value_too_long`).
+    """
+    if not isinstance(value, str) or len(value) <= MAX_STRING_CHARS or type_ == "text":
+        return value
+    if type_ in CUT_TYPES:
+        return value[:MAX_STRING_CHARS]
+    raise CoercionError(
+        f"{type_} value is {len(value)} characters; Marketo holds {MAX_STRING_CHARS}",
+        "value_too_long",
+    )

@@ -20,7 +20,9 @@ from flask import request
 
 from app.errors import InvalidEvent
 from app.errors import PayloadTooLarge
+from app.errors import Unauthorized
 from app.http import apply_cors
+from app.http import basic_user
 from app.http import browser_key_from
 from app.http import check_ip_rate
 from app.http import check_origin
@@ -61,12 +63,18 @@ MAX_REJECTED_LISTED = 100
 
 
 def accept(
-    settings: Settings, key: SourceKey, items: list[Any], route_type: str | None, single: bool
+    settings: Settings,
+    key: SourceKey,
+    items: list[Any],
+    route_type: str | None,
+    single: bool,
+    sent_at: Any = None,
 ) -> Response:
     """Validate, route and durably commit messages; answer once the commit has returned.
 
     A single message that breaks a rule is a 400; in a batch the valid items are stored and the
-    others listed under `rejected`, unless none is valid (400 with the list).
+    others listed under `rejected`, unless none is valid (400 with the list). `sent_at` is a
+    batch's own `sentAt`, the clock reading its items' times are corrected by.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     now = time.time()
@@ -81,6 +89,7 @@ def accept(
             event = normalise(
                 item, route_type=route_type, key_id=key.id, key_kind=key.kind,
                 received_at=now, received_iso=received_iso, max_event_bytes=max_event,
+                sent_at=sent_at,
             )  # fmt: skip
             event = apply_trust(event, settings.secret_key)
         except InvalidEvent as exc:
@@ -96,10 +105,13 @@ def accept(
     for code, n in metrics_codes.items():
         metrics.child(metrics.rejected, code).inc(n)
     if not routed:
+        message = "no event in the batch is valid"
         response = jsonify(
             {
                 "success": False,
-                "error": {"code": "invalid_batch", "message": "no event in the batch is valid"},
+                "error": {"code": "invalid_batch", "message": message},
+                "code": "invalid_batch",
+                "message": message,
                 "rejected": rejected,
                 "rejected_count": rejected_count,
             }
@@ -146,10 +158,20 @@ def _after_commit(
 
 
 def _browser_key(settings: Settings, body: Any) -> SourceKey:
+    """Return the browser key of a beacon: `writeKey` in the body or the Basic user name.
+
+    analytics.js sends both (`Authorization: Basic base64(writeKey:)`); they must agree. Either
+    way it is a browser key with browser trust: a server key is never looked up here.
+    """
     value = body.get("writeKey")
     if value is None and isinstance(body.get("batch"), list) and body["batch"]:
         first = body["batch"][0]
         value = first.get("writeKey") if isinstance(first, dict) else None
+    user = basic_user()
+    if value is None:
+        value = user
+    elif user is not None and user != value:
+        raise Unauthorized("the Authorization key and writeKey differ", code="key_mismatch")
     key = browser_key_from(settings, value)
     g.browser_key = key
     check_origin(key)
@@ -166,8 +188,8 @@ def _preflight() -> Response:
     return preflight_response(keys)
 
 
-def _object_body(max_bytes: int) -> dict[str, Any]:
-    body = read_json_body(max_bytes)
+def _object_body(max_bytes: int, any_type: bool = False) -> dict[str, Any]:
+    body = read_json_body(max_bytes, any_type)
     if not isinstance(body, dict):
         raise InvalidEvent("the body must be a JSON object", code="not_an_object")
     return body
@@ -178,13 +200,16 @@ def server_event(kind: str) -> Response:
     """Segment tracking API, one message; the server key is the HTTP Basic user name."""
     settings = current_settings()
     key = server_key_from_auth(settings)
-    body = _object_body(settings.intake.max_event_bytes)
+    body = _object_body(settings.intake.max_event_bytes, any_type=True)
     return accept(settings, key, [body], kind, single=True)
 
 
-@bp.route("/v1/<any(p, t, i, a, g):short>", methods=["POST", "OPTIONS"])
+# analytics.js posts to `{apiHost}/{first letter of the type}`; its apiHost is normally
+# `host/v1` (Segment's default is api.segment.io/v1) but the bare host works too.
+@bp.route("/v1/<any(p, t, i, a, g, s):short>", methods=["POST", "OPTIONS"])
+@bp.route("/<any(p, t, i, a, g, s):short>", methods=["POST", "OPTIONS"])
 def beacon(short: str) -> Response:
-    """Browser beacon for one message; the browser key is `writeKey` in the body."""
+    """Browser beacon for one message; the browser key is `writeKey` or the Basic user name."""
     if request.method == "OPTIONS":
         return _preflight()
     settings = current_settings()
@@ -194,16 +219,24 @@ def beacon(short: str) -> Response:
 
 
 # OPTIONS listed explicitly: Flask then leaves preflights to the view, which answers with CORS.
+# `/v1/b` (and `/b`) is analytics.js' batching path, `/v1/batch` everyone else's.
 @bp.route("/v1/batch", methods=["POST", "OPTIONS"])
+@bp.route("/v1/b", methods=["POST", "OPTIONS"])
+@bp.route("/b", methods=["POST", "OPTIONS"])
 def batch() -> Response:
-    """A batch of messages: server (HTTP Basic) when credentials are sent, else browser."""
+    """A batch of messages: server when a server key is the Basic user name, else browser.
+
+    A browser key as the Basic user name (analytics.js) is a browser batch with browser trust.
+    """
     if request.method == "OPTIONS":
         return _preflight()
     settings = current_settings()
     limit = settings.intake.max_batch_bytes
-    if parse_authorization(request.environ.get("HTTP_AUTHORIZATION")) is not None:
+    user = basic_user()
+    is_browser = user is not None and settings.browser_key(user) is not None
+    if not is_browser and parse_authorization(request.environ.get("HTTP_AUTHORIZATION")):
         key = server_key_from_auth(settings)
-        body = _object_body(limit)
+        body = _object_body(limit, any_type=True)
     else:
         body = _object_body(limit)
         key = _browser_key(settings, body)
@@ -216,7 +249,7 @@ def batch() -> Response:
         raise PayloadTooLarge(
             f"a batch may carry at most {MAX_BATCH_ITEMS} events", code="too_many_events"
         )
-    return accept(settings, key, items, None, single=False)
+    return accept(settings, key, items, None, single=False, sent_at=body.get("sentAt"))
 
 
 @bp.before_request

@@ -49,12 +49,13 @@ def _browser_claim_without_proof(event: Event, settings: Settings) -> bool:
     """Tell whether a browser identify or alias must stay a record (SPEC §5.4).
 
     Either one asks the gateway to write a lead or bind an id to one; a public key may do that
-    only with an identity token, and not at all when `identify_mode` is `off`. In `form` mode
-    the page's hidden Marketo form has already done what any public form may do.
+    only with an identity token (in every `identify_mode`: the mode says what the page does in
+    Marketo, the token what the gateway may do). In `form` mode the page's hidden Marketo form
+    has already done what any public form may do.
     """
     if event.source_kind != "browser" or event.type not in IDENTITY_TYPES:
         return False
-    return TRUST_KEY not in event.payload or settings.identify_mode == "off"
+    return TRUST_KEY not in event.payload
 
 
 def _type_reason(event: Event, settings: Settings) -> str | None:

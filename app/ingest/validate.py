@@ -16,14 +16,23 @@ from app.outbox.store import Event
 
 KNOWN_TYPES = frozenset({"track", "page", "identify", "alias", "group", "screen"})
 
-# Browser beacon paths use Segment's one-letter names.
-SHORT_TYPES = {"p": "page", "t": "track", "i": "identify", "a": "alias", "g": "group"}
+# Browser beacon paths use Segment's one-letter names (analytics.js: the type's first letter).
+SHORT_TYPES = {
+    "p": "page",
+    "t": "track",
+    "i": "identify",
+    "a": "alias",
+    "g": "group",
+    "s": "screen",
+}
 
 # SPEC §5.2: string ids (userId, anonymousId, messageId, previousId, groupId) up to 255 chars.
 MAX_ID_CHARS = 255
 
-# Event names and cookie values are stored and sent to Marketo; the same bound keeps them sane.
-MAX_NAME_CHARS = 255
+# Munchkin cookie values are short (`id:…&token:_mch-…`); the bound keeps them sane. Event names,
+# like Segment's, are bounded only by the event size: anything too long for Marketo is cut or
+# dead-lettered at delivery, never refused inside a 200.
+MAX_COOKIE_CHARS = 255
 
 ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
 
@@ -187,6 +196,42 @@ def parse_timestamp(value: Any) -> str:
         raise _fail("bad_timestamp", "timestamp is out of range") from exc
 
 
+def event_time(
+    item: dict[str, Any], key_kind: str, received_at: float, received_iso: str, sent_at: Any
+) -> str:
+    """Return when the event happened, as Segment defines it.
+
+    The client's time is `timestamp`, else `originalTimestamp` (rudder-sdk-node sends only that),
+    else the receive time. A device clock is corrected by the client's `sentAt`: time =
+    receivedAt − (sentAt − client time), never later than receivedAt. A `timestamp` a server key
+    sent is taken as it is (Segment does the same: back-end clocks are right, and SDKs resend a
+    stale sentAt on retry); a browser's, or an `originalTimestamp`, is corrected. The client's
+    own reading is kept in `originalTimestamp`.
+
+    :raises InvalidEvent: a time given is not ISO-8601.
+    """
+    given = item.get("timestamp")
+    original = given if given is not None else item.get("originalTimestamp")
+    if original is None:
+        return received_iso
+    client = parse_timestamp(original)
+    if sent_at is None or (given is not None and key_kind != "browser"):
+        return client
+    skew = _moment(parse_timestamp(sent_at)) - _moment(client)
+    item.setdefault("originalTimestamp", client)
+    corrected = min(received_at - skew.total_seconds(), received_at)
+    try:
+        return iso_utc(datetime.fromtimestamp(corrected, UTC))
+    except (OverflowError, OSError, ValueError) as exc:
+        raise _fail("bad_timestamp", "timestamp is out of range") from exc
+
+
+def _moment(iso: str) -> datetime:
+    """Parse a timestamp `parse_timestamp` returned (always UTC)."""
+    moment = datetime.fromisoformat(iso)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _marketo_cookie(context: dict[str, Any]) -> None:
     """Put the `_mkto_trk` value at context.Marketo.marketoCookie wherever the client sent it."""
     marketo = context.get("Marketo")
@@ -197,7 +242,7 @@ def _marketo_cookie(context: dict[str, Any]) -> None:
         cookie = context.pop("marketoCookie", None)
         if cookie is None:
             return
-    if not isinstance(cookie, str) or len(cookie) > MAX_NAME_CHARS:
+    if not isinstance(cookie, str) or len(cookie) > MAX_COOKIE_CHARS:
         raise _fail("bad_field", "the Marketo cookie must be a string of at most 255 characters")
     if _BAD_NAME.search(cookie):
         raise _fail("bad_field", "the Marketo cookie holds a control character or bad Unicode")
@@ -215,10 +260,12 @@ def normalise(
     received_at: float,
     received_iso: str,
     max_event_bytes: int,
+    sent_at: Any = None,
 ) -> Event:
     """Check one message against SPEC §5.2 and return it as an Event (payload serialised once).
 
-    `route_type` is the type the route implies (None for batch items, which carry their own).
+    `route_type` is the type the route implies (None for batch items, which carry their own);
+    `sent_at` is the batch's `sentAt`, used when the item has none.
 
     :raises InvalidEvent: the message breaks a rule; `code` names which.
     """
@@ -245,8 +292,6 @@ def normalise(
         name = item.get("event")
         if not isinstance(name, str) or not name:
             raise _fail("missing_event", "track needs an event name")
-        if len(name) > MAX_NAME_CHARS:
-            raise _fail("bad_event", f"event name is longer than {MAX_NAME_CHARS} characters")
         if _BAD_NAME.search(name):
             raise _fail("bad_event", "event name holds a control character or bad Unicode")
     elif kind == "alias" and previous_id is None:
@@ -260,9 +305,9 @@ def normalise(
         raise _fail("bad_id", "messageId must be a string")
     else:
         _checked_id("messageId", message_id)
-    timestamp = item.get("timestamp")
-    timestamp = received_iso if timestamp is None else parse_timestamp(timestamp)
-    item["timestamp"] = timestamp
+    timestamp = item["timestamp"] = event_time(
+        item, key_kind, received_at, received_iso, sent_at=item.get("sentAt", sent_at)
+    )
     item["receivedAt"] = received_iso
     context = item.get("context")
     if context is not None:

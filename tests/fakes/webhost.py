@@ -156,6 +156,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path in STUBS:
             self._send(200, STUBS[path].read_bytes(), "text/javascript; charset=utf-8")
+        elif path in self.server.files:
+            self._send(200, *self.server.files[path])
         elif path in self.server.pages:
             self._send(200, self.server.pages[path].encode(), "text/html; charset=utf-8")
         elif path == "/thanks":
@@ -193,6 +195,7 @@ class WebHost(ThreadingHTTPServer):
         self.pages: dict[str, str] = {}
         # The fake Marketo a form post fills, when a test attaches one (else posts are recorded).
         self.marketo: Any = None
+        self.files: dict[str, tuple[bytes, str]] = {}
         self._thread = threading.Thread(target=self.serve_forever, name="webhost", daemon=True)
 
     @property
@@ -203,6 +206,11 @@ class WebHost(ThreadingHTTPServer):
     def add_page(self, path: str, html: str) -> str:
         """Serve `html` at `path`; return its full URL."""
         self.pages[path] = html
+        return self.origin + path
+
+    def add_file(self, path: str, body: bytes, content_type: str) -> str:
+        """Serve `body` at `path` with a content type (scripts, JSON); return its full URL."""
+        self.files[path] = (body, content_type)
         return self.origin + path
 
     def start(self) -> WebHost:

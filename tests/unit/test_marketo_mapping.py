@@ -199,3 +199,51 @@ def test_activity_too_large_is_refused_before_sending() -> None:
     with pytest.raises(CoercionError) as info:
         activity(message, s.events["Big"], 1, "Big")
     assert info.value.reason == "attributes_too_large"
+
+
+LONG_VALUES = {
+    "Long": {
+        "activity_type_id": 1,
+        "primary": "title",
+        "properties": {
+            "title": {"attribute": "title", "type": "string"},
+            "notes": {"attribute": "notes", "type": "text"},
+            "link": {"attribute": "link", "type": "url"},
+        },
+    }
+}
+
+
+def test_activity_cuts_strings_longer_than_marketo_holds() -> None:
+    """Intake accepts long values as Segment does; string attributes are cut to 255 for Marketo."""
+    s = settings(events=LONG_VALUES)
+    message = {"timestamp": "2024-03-02T10:15:00Z", "properties": {"title": "t" * 300}}
+    built = activity(message, s.events["Long"], 1, "Long")
+    assert built["primaryAttributeValue"] == "t" * 255
+    assert built["attributes"] == [{"apiName": "title", "value": "t" * 255}]
+
+
+def test_activity_keeps_long_text_whole() -> None:
+    """A text attribute holds far more than 255 characters; it is sent as it is."""
+    s = settings(events=LONG_VALUES)
+    message = {"timestamp": "2024-03-02T10:15:00Z", "properties": {"notes": "n" * 1000}}
+    built = activity(message, s.events["Long"], 1, "Long")
+    assert built["attributes"] == [{"apiName": "notes", "value": "n" * 1000}]
+
+
+def test_activity_with_a_link_too_long_is_dead_lettered_with_its_reason() -> None:
+    """A cut URL would point somewhere else: that event is refused with `value_too_long`."""
+    s = settings(events=LONG_VALUES)
+    url = "https://example.com/" + "p" * 300
+    message = {"timestamp": "2024-03-02T10:15:00Z", "properties": {"link": url}}
+    with pytest.raises(CoercionError) as info:
+        activity(message, s.events["Long"], 1, "Long")
+    assert info.value.reason == "value_too_long" and "link" in str(info.value)
+
+
+def test_a_long_event_name_standing_in_as_primary_is_cut() -> None:
+    """Without a primary property the event name is the primary value, cut to Marketo's 255."""
+    s = settings(events=EVENTS)
+    message = {"timestamp": "2024-03-02T10:15:00Z", "properties": {}}
+    built = activity(message, s.events["Signed Up"], 1, "S" * 300)
+    assert built["primaryAttributeValue"] == "S" * 255

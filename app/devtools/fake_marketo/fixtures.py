@@ -28,7 +28,7 @@ def load_fixtures(fake: FakeMarketo) -> None:
         "productViewed",
         name="Product Viewed",
         primary=("productId", "string"),
-        attributes=(("productName", "string", "Product Name"), ("price", "float", "Price")),
+        attributes=(("productName", "text", "Product Name"), ("price", "float", "Price")),
     )
     fake.add_activity_type(
         100003,
