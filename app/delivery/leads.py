@@ -15,6 +15,7 @@ from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 from app.coordination.state import Identity
@@ -205,7 +206,10 @@ class LeadResolver:
                 reason = "lead_not_found" if self.ordered(who) else "no_lead_identity"
                 result = Resolution(reason=reason)
             elif result.lead_id is not None and who.trusted:
-                self.remember(who, result.lead_id)
+                # A cookie is cached only once Marketo ties it to the lead (found by it, or
+                # associated after the event): until then it may still belong to another.
+                kept = who if result.via == "cookie" else replace(who, cookie=None)
+                self.remember(kept, result.lead_id)
             out.append(result)
         return out
 
@@ -353,6 +357,7 @@ class LeadResolver:
             try:
                 self.client.associate(lead, cookie)
                 sent += 1
+                self.shared.put_leads(self.scope, {("cookie", cookie): lead}, self.clock())
             except Permanent as exc:
                 logger.warning("cookie not associated with lead %s: %s", lead, exc)
             self.shared.mark_associated(self.scope, [(cookie, lead)])
