@@ -96,7 +96,7 @@
   const munchkin = (...args) =>
     munchkinReady.then(safe((ready) => ready && window.Munchkin.munchkinFunction(...args)));
 
-  function send(type, message) {
+  function send(type, message, identityToken) {
     Object.assign(message, {
       type,
       messageId: uuid(),
@@ -113,6 +113,7 @@
           url: location.href,
         },
         userAgent: navigator.userAgent,
+        identityToken,
       },
     });
     later(() => {
@@ -168,7 +169,8 @@
     if (id) {
       setUser(id);
     }
-    send('identify', { traits });
+    // The back end's identity token lets this identify write the lead (SPEC 5.4).
+    send('identify', { traits }, options?.identityToken);
     if (config.identifyMode == 'form' || (config.identifyMode == 'associate_lead' && options?.identityToken)) {
       identifier = identifier || loadScript(config.url + '/v1/identify.js?v=' + config.identifyVersion);
       identifier.then(

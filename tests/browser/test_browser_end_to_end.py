@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.browser import tokens
 from app.delivery import get_engine
 from tests.fixtures_marketo import marketo_document
 
@@ -67,3 +68,27 @@ def test_identify_then_track_in_the_browser_becomes_a_custom_activity_on_the_coo
     assert fake_marketo.calls_to("associate.json") == []
     assert [c.query.get("filterType") for c in fake_marketo.calls_to("leads.json")] == ["cookies"]
     assert fake_marketo.errors_returned["606"] == 0
+
+
+def test_an_identify_with_the_back_ends_token_writes_the_lead_and_binds_the_browser(
+    site, fake_marketo
+):
+    """With a token the page's identify writes the lead server-side and ties this browser."""
+    site.gateway.configure(**marketo_document(fake_marketo), identify_mode="off", form_id=None)
+    secret = site.gateway.app.extensions["settings"].get().secret_key
+    token = tokens.mint(secret, "ann.lee@example.com", user_id="u_81").token
+    page = site.open()
+    page.wait_for_function("document.cookie.indexOf('_mkto_trk=') >= 0")
+    page.evaluate(
+        "([token]) => { gateway.identify('u_81', {email: 'ann.lee@example.com', firstName: 'Ann'},"
+        " {identityToken: token}); gateway.track('Signed Up', {plan: 'Pro', price: 49}); }",
+        [token],
+    )
+    site.gateway.recorder.wait_for(
+        lambda hits: site.gateway.beacons("i") and site.gateway.beacons("t"), 10.0, "beacons"
+    )
+    assert drain(site.gateway.app) == 2  # the identify and the track
+    [lead] = [lead for lead in fake_marketo.leads.values() if lead.get("email")]
+    assert (lead["firstName"], lead["userId"]) == ("Ann", "u_81")
+    assert site.cookie("_mkto_trk") in lead["cookies"]
+    assert [a["leadId"] for a in fake_marketo.activities] == [lead["id"]]
