@@ -12,6 +12,7 @@ import functools
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,8 +23,8 @@ from app.coordination.sql import SqlSharedState
 from app.coordination.state import Identity
 from app.errors import ServiceUnavailable
 from app.outbox import migrations
+from app.outbox.pg_pool import lend
 from app.outbox.pg_pool import open_pool
-from app.settings.redact import scrub
 
 
 @functools.cache
@@ -66,17 +67,9 @@ class PostgresSharedState(SqlSharedState):
         with self._pooled() as conn:
             migrations.upgrade(conn, migrations.POSTGRES)
 
-    @contextmanager
-    def _pooled(self) -> Iterator[psycopg.Connection]:
+    def _pooled(self) -> AbstractContextManager[psycopg.Connection]:
         """Lend a pooled connection for one transaction, committed on success."""
-        try:
-            with self._pool.connection() as conn:
-                yield conn
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise ServiceUnavailable(
-                f"PostgreSQL shared state is unavailable: {scrub(str(exc), self._url)}",
-                code="store_unavailable",
-            ) from exc
+        return lend(self._pool, self._url, "PostgreSQL shared state")
 
     @contextmanager
     def _tx(self) -> Iterator[QmarkConnection]:

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import parse_qsl
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
+import psycopg
 from psycopg_pool import ConnectionPool
+from psycopg_pool import PoolTimeout
 
+from app.errors import ServiceUnavailable
 from app.settings.redact import passwords_in
 from app.settings.redact import redact
+from app.settings.redact import scrub
 
 logger = logging.getLogger(__name__)
 
@@ -91,3 +97,19 @@ def open_pool(url: str, name: str) -> ConnectionPool:
     pool.open(wait=True, timeout=POOL_TIMEOUT_S)
     logger.info("opened %s pool on %s (max %d)", name, redact(url), max_size)
     return pool
+
+
+@contextmanager
+def lend(pool: ConnectionPool, url: str, what: str) -> Iterator[psycopg.Connection]:
+    """Lend a pooled connection for one transaction, committed on success.
+
+    :raises ServiceUnavailable: the server cannot be reached; the message names `what` and
+        carries the driver's reason with the URL's password scrubbed out.
+    """
+    try:
+        with pool.connection() as conn:
+            yield conn
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        raise ServiceUnavailable(
+            f"{what} is unavailable: {scrub(str(exc), url)}", code="store_unavailable"
+        ) from exc

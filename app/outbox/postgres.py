@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from collections.abc import Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import psycopg
@@ -21,6 +20,7 @@ from psycopg_pool import PoolTimeout
 from app.errors import ServiceUnavailable
 from app.outbox import migrations
 from app.outbox.leader_commit import GroupCommitter
+from app.outbox.pg_pool import lend
 from app.outbox.pg_pool import open_pool
 from app.outbox.store import Event
 from app.outbox.store import Routed
@@ -92,17 +92,9 @@ class PostgresStore:
         self._committer: GroupCommitter[tuple[Sequence[Routed], float], list[bool]]
         self._committer = GroupCommitter(self._commit_adds)
 
-    @contextmanager
-    def _conn(self) -> Iterator[psycopg.Connection]:
+    def _conn(self) -> AbstractContextManager[psycopg.Connection]:
         """Lend a pooled connection for one transaction, committed on success."""
-        try:
-            with self._pool.connection() as conn:
-                yield conn
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise ServiceUnavailable(
-                f"the PostgreSQL outbox is unavailable: {scrub(str(exc), self._url)}",
-                code="store_unavailable",
-            ) from exc
+        return lend(self._pool, self._url, "the PostgreSQL outbox")
 
     # intake
 
