@@ -15,9 +15,14 @@ import threading
 import time
 from collections.abc import Callable
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED
+from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from typing import Any
 
 from app.coordination.gate import MAX_GATE_WAIT_S
+from app.coordination.state import LimiterView
 from app.coordination.state import SharedState
 from app.delivery.outcomes import DEAD
 from app.delivery.outcomes import DELIVERED
@@ -47,6 +52,13 @@ logger = logging.getLogger(__name__)
 DEFAULT_LEASE_S = 600.0
 #: Idle poll interval when nothing is due.
 IDLE_POLL_S = 0.25
+#: While a partial batch lingers, claim again this often to fill it.
+LINGER_POLL_S = 0.05
+#: A partial batch goes before its linger ends once no event came for this long (and the
+#: budget has headroom): the stream has paused, waiting longer would only add latency.
+QUIET_S = 0.15
+#: Batches one process keeps in flight at most (Marketo answers 615 above 10 calls).
+MAX_LANES = 10
 #: Pause after bad credentials: an operator must act, so do not hammer the identity endpoint.
 CREDENTIALS_PAUSE_S = 300.0
 #: Within this long after our computed quota reset, a 607 means Marketo's clock differs: probe.
@@ -91,6 +103,7 @@ class Dispatcher:
         self._buffer: list[StoredEvent] = []
         self._buffer_due = 0.0
         self._buffer_claimed = 0.0
+        self._buffer_grew = 0.0
         self._last_maintenance = float("-inf")
         # Fewer events per batch while Marketo answers 604 (per dispatcher, see reshape.py).
         self._limit = BatchLimit()
@@ -101,8 +114,20 @@ class Dispatcher:
 
     # One step --------------------------------------------------------------------------------
     def run_once(self, flush: bool = True) -> int:
-        """Claim due events and deliver a batch when full, old enough, or `flush`; return how many
-        events were settled."""
+        """Claim due events and deliver a batch when full, lingered long enough, or `flush`;
+        return how many events were settled."""
+        taken = self.take(flush)
+        if taken is None:
+            return 0
+        return self._run(*taken)
+
+    def take(self, flush: bool = False) -> tuple[list[StoredEvent], Any] | None:
+        """Claim due events into the buffer; return (batch, settings) once a batch should go.
+
+        A batch goes when it is full, when `flush`, when its oldest event has lingered
+        `linger_ms` (waiting for more events to fill the call), or earlier when no new event
+        came for `QUIET_S` and the shared budget has headroom (see `linger_s`, `headroom`).
+        """
         settings = self.settings()
         limits = settings.limits
         now = self.clock()
@@ -113,11 +138,11 @@ class Dispatcher:
             if not self._told_no_credentials:
                 self._told_no_credentials = True
                 logger.warning("no Marketo credentials: events stay pending until they are set")
-            return 0
+            return None
         self._told_no_credentials = False
         view = self.shared.limiter(Budget.from_limits(limits), now)
         if view.paused_until is not None and view.paused_until - now > MAX_GATE_WAIT_S:
-            return 0  # parked (607, bad credentials, long back-off): intake keeps accepting
+            return None  # parked (607, bad credentials, long back-off): intake keeps accepting
         self._limit = self._limit.recover(now, int(limits.batch_size))
         batch_size = self._limit.cap(int(limits.batch_size))
         want = batch_size - len(self._buffer)
@@ -132,23 +157,25 @@ class Dispatcher:
                 if item.attempts == 0:
                     self._buffer_due = min(self._buffer_due, item.event.received_at)
                 self._buffer.append(item)
+                self._buffer_grew = now
         if not self._buffer:
-            return 0
+            return None
         full = len(self._buffer) >= batch_size
-        aged = now - self._buffer_due >= float(limits.batch_wait_s)
-        # Flush well before the claims' lease ends, whatever batch_wait_s says.
+        lingered = now - self._buffer_due >= linger_s(limits)
+        quiet = now - self._buffer_grew >= QUIET_S and headroom(view, limits)
+        # Flush well before the claims' lease ends, whatever the linger says.
         leased = now - self._buffer_claimed >= self.lease_s / 2
-        if not (flush or full or aged or leased):
-            return 0
+        if not (flush or full or lingered or quiet or leased):
+            return None
         batch, self._buffer = self._buffer, []
-        return self._run(batch, settings)
+        return batch, settings
 
     def next_wait(self) -> float:
         """Return how long `run_forever` may idle before the next step is useful."""
         now = self.clock()
         if self._buffer:
-            due = self._buffer_due + float(self.settings().limits.batch_wait_s)
-            return min(max(due - now, 0.0), IDLE_POLL_S * 4)
+            due = self._buffer_due + linger_s(self.settings().limits)
+            return min(max(due - now, 0.0), LINGER_POLL_S)
         return IDLE_POLL_S
 
     def release_buffer(self) -> None:
@@ -337,23 +364,70 @@ class Dispatcher:
 
     # The loop --------------------------------------------------------------------------------
     def run_forever(self, stop: threading.Event) -> None:
-        """Step until `stop` is set; each step is caught and logged so one failure never ends it."""
+        """Step until `stop` is set, with up to `limits.concurrency` batches in flight at once.
+
+        This thread claims and batches; each batch is delivered and settled on a lane thread.
+        The shared gate still caps calls in flight across every process, the window and the
+        quota stay the only limits, and claims keep one visitor's events in one batch at a time.
+        Each step is caught and logged so one failure never ends the loop.
+        """
         logger.info("dispatcher started")
-        while not stop.is_set():
-            settled = 0
-            try:
-                settled = self.run_once(flush=False)
-                wait = 0.0 if settled else self.next_wait()
-            except Exception:
-                logger.exception("dispatcher step failed")
-                wait = IDLE_POLL_S * 4
-            if wait > 0:
-                stop.wait(wait)
+        lanes = ThreadPoolExecutor(MAX_LANES, thread_name_prefix="gateway-lane")
+        flying: set[Future[None]] = set()
+        try:
+            while not stop.is_set():
+                flying = {f for f in flying if not f.done()}
+                wait_s = 0.0
+                try:
+                    if len(flying) >= lanes_for(self.settings().limits):
+                        futures_wait(flying, timeout=IDLE_POLL_S, return_when=FIRST_COMPLETED)
+                        continue
+                    taken = self.take(flush=False)
+                    if taken is None:
+                        wait_s = self.next_wait()
+                    else:
+                        flying.add(lanes.submit(self._lane, *taken))
+                except Exception:
+                    logger.exception("dispatcher step failed")
+                    wait_s = IDLE_POLL_S * 4
+                if wait_s > 0:
+                    stop.wait(wait_s)
+        finally:
+            futures_wait(flying)  # batches in flight settle before the loop ends
+            lanes.shutdown(wait=True)
         try:
             self.release_buffer()
         except Exception:
             logger.exception("could not release buffered events; their leases will expire")
         logger.info("dispatcher stopped")
+
+    def _lane(self, batch: list[StoredEvent], settings: Any) -> None:
+        try:
+            self._run(batch, settings)
+        except Exception:  # the claims' leases bring the events back
+            logger.exception("delivering a batch failed")
+
+
+def linger_s(limits: Any) -> float:
+    """Return how long a partial batch may wait for more events: `linger_ms`, capped by
+    `batch_wait_s` (0 sends whatever a claim found at once)."""
+    return min(float(limits.linger_ms) / 1000.0, float(limits.batch_wait_s))
+
+
+def headroom(view: LimiterView, limits: Any) -> bool:
+    """Tell whether the shared budget can spend a call on a partial batch now.
+
+    Under half the 20 s window used (calls made plus in flight) and under 90% of the daily
+    quota: latency then matters more than filling the call. Otherwise partial batches wait
+    their whole linger, so calls go out fuller when the window or the quota is what limits us.
+    """
+    used = view.window_calls + view.in_flight
+    return used * 2 < int(limits.calls_per_20s) and view.calls_today < 0.9 * limits.daily_quota
+
+
+def lanes_for(limits: Any) -> int:
+    """Return how many batches one process keeps in flight: `limits.concurrency`, bounded."""
+    return max(1, min(int(limits.concurrency), MAX_LANES))
 
 
 def _is(outcome: Outcome | None, cls: type) -> bool:

@@ -7,6 +7,7 @@ A settings change (hot reload) builds a fresh client and delivery on the next ba
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 # Resync the daily count from Marketo's usage report this often (other integrations share it).
 USAGE_RESYNC_S = 3600.0
+# The shared lease naming the process that reads the usage report this hour.
+USAGE_LEASE = "usage-resync"
 # A slot whose holder vanished stops counting as in flight after the read timeout plus this.
 SLOT_GRACE_S = 30.0
 # Held anonymousIds looked up in the lead cache per maintenance pass (a cursor walks the rest).
@@ -131,7 +134,10 @@ class Engine:
             and now - self._last_usage >= USAGE_RESYNC_S
         ):
             self._last_usage = now
-            self._resync(settings, now)
+            # One process per hour reads the report: the lease is never given back, it runs out.
+            owner = f"{os.getpid()}-{id(self)}-{now}"
+            if self.shared.try_lock(USAGE_LEASE, owner, USAGE_RESYNC_S, now):
+                self._resync(settings, now)
 
     def _release_known(self, settings: Settings, now: float) -> None:
         """Release held events whose anonymousId the lead cache already links to a lead.

@@ -7,6 +7,7 @@ bulk, merge) add endpoints in their own modules on top of `MarketoClient.request
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -46,6 +47,10 @@ TUNNEL_QUERY_BYTES = 7000
 MAX_CONNECT_TIMEOUT_S = 10.0
 # When a 429 or 5xx carries no Retry-After, the limiter pauses this long on 429.
 DEFAULT_429_PAUSE_S = 20.0
+# While another process fetches the token, look for it in the shared cache this often.
+TOKEN_WAIT_POLL_S = 0.05
+# ...and fetch one ourselves once its lease (the read timeout plus this) has run out.
+TOKEN_WAIT_GRACE_S = 5.0
 
 Observer = Callable[[str, str, float], None]
 
@@ -161,7 +166,33 @@ class MarketoClient:
             cached = self._usable(self._tokens.get_token(self._token_key))
             if cached is not None:
                 return cached
+            return self._fetch_shared()
+
+    def _fetch_shared(self) -> str:
+        """Fetch a token, one process at a time: a short shared lease names who fetches.
+
+        Workers starting together would otherwise each fetch one (and Marketo would hand them
+        the same token anyway). The others wait for the token the holder puts in the shared
+        cache; if it never comes (the holder died or failed), they fetch one themselves.
+        """
+        try_lock = getattr(self._tokens, "try_lock", None)
+        if try_lock is None:
             return self._fetch_token()
+        owner = f"{os.getpid()}-{threading.get_ident()}-{id(self)}"
+        name = f"token:{self._token_key}"
+        deadline = self._clock() + self.timeout[1] + TOKEN_WAIT_GRACE_S
+        while not try_lock(name, owner, self.timeout[1] + TOKEN_WAIT_GRACE_S, self._clock()):
+            cached = self._usable(self._tokens.get_token(self._token_key))
+            if cached is not None:
+                return cached
+            if self._clock() >= deadline:
+                return self._fetch_token()
+            time.sleep(TOKEN_WAIT_POLL_S)
+        try:
+            cached = self._usable(self._tokens.get_token(self._token_key))
+            return cached if cached is not None else self._fetch_token()
+        finally:
+            self._tokens.unlock(name, owner)  # type: ignore[attr-defined]
 
     def token_age(self) -> float | None:
         """Return seconds since the cached token was first fetched, or None without one."""

@@ -22,10 +22,12 @@ from app.outbox import migrations
 from app.outbox.leader_commit import GroupCommitter
 from app.outbox.pg_pool import lend
 from app.outbox.pg_pool import open_pool
+from app.outbox.store import VISITOR_FREE
 from app.outbox.store import Event
 from app.outbox.store import Routed
 from app.outbox.store import State
 from app.outbox.store import StoredEvent
+from app.outbox.store import claim_scan
 from app.outbox.store import dedupe_key
 from app.outbox.store import read_counts
 from app.settings.redact import scrub
@@ -60,6 +62,11 @@ _BUMP_TOTAL = (
 )
 
 _OPEN_STATES = "('pending', 'held', 'in_flight')"
+
+# Key of the advisory lock claims take in turn ("gw-clm" in ASCII).
+CLAIM_LOCK_KEY = 0x67772D636C6D
+
+_VISITOR_FREE = VISITOR_FREE.replace("?", "%s")
 
 
 def _text(value: str | None) -> str | None:
@@ -152,13 +159,19 @@ class PostgresStore:
         Rows another node is claiming at this instant are skipped, not waited for.
         """
         with self._conn() as conn:
+            # Claims take turns (a transaction-scoped advisory lock, then a fresh snapshot), so
+            # two nodes cannot both see a visitor as free and claim its events side by side.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIM_LOCK_KEY,))
             rows = conn.execute(
-                f"WITH due AS (SELECT id FROM events WHERE state IN ('pending', 'in_flight')"
-                f" AND next_attempt_at <= %s ORDER BY next_attempt_at, id LIMIT %s"
-                f" FOR UPDATE SKIP LOCKED)"
+                f"WITH e AS (SELECT id, user_id, anonymous_id, next_attempt_at FROM events"
+                f" WHERE state IN ('pending', 'in_flight') AND next_attempt_at <= %s"
+                f" ORDER BY next_attempt_at, id LIMIT %s FOR UPDATE SKIP LOCKED),"
+                f" due AS (SELECT id FROM e WHERE {_VISITOR_FREE}"
+                f" ORDER BY next_attempt_at, id LIMIT %s)"
                 f" UPDATE events SET state = 'in_flight', next_attempt_at = %s, updated_at = %s"
-                f" FROM due WHERE events.id = due.id RETURNING {_RETURNING}",
-                (now, limit, now + lease_s, now),
+                f" FROM due WHERE events.id = due.id"
+                f" AND events.state IN ('pending', 'in_flight') RETURNING {_RETURNING}",
+                (now, claim_scan(limit), now, now, limit, now + lease_s, now),
             ).fetchall()
         return sorted((_stored(r) for r in rows), key=lambda s: s.id)
 

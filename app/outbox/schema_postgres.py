@@ -95,4 +95,14 @@ POSTGRES_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             " WHERE state = 'dead'",
         ),
     ),
+    # Same as SQLite's step: claims skip visitors with an event in flight (per-visitor order).
+    (
+        "visitor_claims",
+        (
+            "CREATE INDEX IF NOT EXISTS events_flying_user ON events (user_id)"
+            " WHERE state = 'in_flight'",
+            "CREATE INDEX IF NOT EXISTS events_flying_anon ON events (anonymous_id)"
+            " WHERE state = 'in_flight'",
+        ),
+    ),
 )

@@ -122,10 +122,20 @@ INTAKE_PAGES = (
     "DROP INDEX IF EXISTS dedupe_age",
 )
 
+# A claim skips visitors that already have an event in flight (per-visitor order while several
+# batches are in flight, `Store.claim`): these look the in-flight ones up by userId and by
+# anonymousId. Partial, so intake's inserts (pending rows) never touch them.
+VISITOR_CLAIMS = (
+    "CREATE INDEX IF NOT EXISTS events_flying_user ON events (user_id) WHERE state = 'in_flight'",
+    "CREATE INDEX IF NOT EXISTS events_flying_anon ON events (anonymous_id)"
+    " WHERE state = 'in_flight'",
+)
+
 # (name, statements) per step, oldest first; append only.
 SQLITE_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("outbox", OUTBOX),
     ("shared_state", SHARED_STATE),
     ("intake_indexes", INTAKE_INDEXES),
     ("intake_pages", INTAKE_PAGES),
+    ("visitor_claims", VISITOR_CLAIMS),
 )

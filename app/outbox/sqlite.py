@@ -38,9 +38,11 @@ from app.outbox.sqlite_sql import insert_events
 from app.outbox.sqlite_sql import marks
 from app.outbox.sqlite_sql import private_file
 from app.outbox.sqlite_sql import row_to_stored
+from app.outbox.store import VISITOR_FREE
 from app.outbox.store import Routed
 from app.outbox.store import State
 from app.outbox.store import StoredEvent
+from app.outbox.store import claim_scan
 from app.outbox.store import dedupe_key
 from app.outbox.store import read_counts
 from app.outbox.wal_checkpoint import BACKSTOP_PAGES
@@ -223,14 +225,17 @@ class SqliteStore:
     # dispatcher
 
     def claim(self, limit: int, lease_s: float, now: float) -> list[StoredEvent]:
-        """Lease up to `limit` due events (pending or lease-expired in_flight), oldest first."""
+        """Lease up to `limit` due events (pending or lease-expired in_flight), oldest first,
+        skipping visitors that have an event in flight (see `store.VISITOR_FREE`)."""
         with self._write() as conn:
             rows = conn.execute(
                 f"UPDATE events SET state = 'in_flight', next_attempt_at = ?, updated_at = ?"
-                f" WHERE id IN (SELECT id FROM events WHERE state IN ('pending', 'in_flight')"
-                f" AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?)"
+                f" WHERE id IN (SELECT id FROM (SELECT id, user_id, anonymous_id, next_attempt_at"
+                f" FROM events WHERE state IN ('pending', 'in_flight') AND next_attempt_at <= ?"
+                f" ORDER BY next_attempt_at, id LIMIT ?) AS e WHERE {VISITOR_FREE}"
+                f" ORDER BY next_attempt_at, id LIMIT ?)"
                 f" RETURNING {COLUMNS}",
-                (now + lease_s, now, now, limit),
+                (now + lease_s, now, now, claim_scan(limit), now, now, limit),
             ).fetchall()
         return sorted((row_to_stored(r) for r in rows), key=lambda s: s.id)
 

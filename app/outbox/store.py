@@ -49,6 +49,26 @@ class Event:
 TRUST_KEY = "_gatewayTrust"
 
 
+#: A claim's condition on a candidate row `e`: no other event of its visitor (same userId or
+#: same anonymousId) is in flight under a live lease. Several batches can then be in flight at
+#: once, across processes, and one visitor's events still go one batch after the other, in
+#: order: an identify settles before the tracks that need its lead are claimed.
+VISITOR_FREE = (
+    "NOT EXISTS (SELECT 1 FROM events AS f WHERE f.state = 'in_flight' AND f.user_id = e.user_id"
+    " AND f.next_attempt_at > ?) AND NOT EXISTS (SELECT 1 FROM events AS f"
+    " WHERE f.state = 'in_flight' AND f.anonymous_id = e.anonymous_id AND f.next_attempt_at > ?)"
+)
+
+
+def claim_scan(limit: int) -> int:
+    """Return how many due rows a claim of `limit` examines at most.
+
+    Bounded, so a backlog from visitors already in flight costs each claim a few thousand index
+    rows, not the whole backlog; a claim that finds only blocked rows waits for them to settle.
+    """
+    return max(limit * 10, 1000)
+
+
 def dedupe_key(event: Event) -> str:
     """Return what the dedupe window remembers: the messageId within its source key.
 
@@ -93,7 +113,11 @@ class Store(Protocol):
 
     def claim(self, limit: int, lease_s: float, now: float) -> list[StoredEvent]:
         """Lease up to `limit` due events (pending with next_attempt_at <= now, or in_flight whose
-        lease expired), oldest first, and mark them in_flight until now + lease_s."""
+        lease expired), oldest first, and mark them in_flight until now + lease_s.
+
+        Events of a visitor (userId or anonymousId) that has an event in flight are left for a
+        later claim, so concurrent batches never carry one visitor's events out of order.
+        """
 
     def ack(self, ids: Sequence[int], now: float) -> None:
         """Mark claimed events delivered."""

@@ -33,7 +33,7 @@ KEY_HELP: dict[str, str] = {
     "merge_on_alias": "alias merges the previousId lead into the userId lead",
     "merge_in_crm": "ask Marketo to merge in the CRM as well",
     "keys": "source keys; server keys stored only as a hash",
-    "limits": "Marketo budget: window, concurrency, daily quota, batching, timeouts",
+    "limits": "Marketo budget: window, concurrency, daily quota, batching and linger, timeouts",
     "intake": "event and batch size limits, browser rate per IP, dedupe window, proxy hops",
     "store_url": "outbox database: sqlite:///path or postgresql://...",
 }

@@ -173,6 +173,7 @@ def initial_document(munchkin_id: str) -> dict[str, Any]:
             "quota_reset_tz": "America/Chicago",
             "batch_size": 300,
             "batch_wait_s": 2.0,
+            "linger_ms": 400,
             "timeout_s": 30,
         },
         "intake": {

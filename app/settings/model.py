@@ -101,6 +101,8 @@ class Limits:
     quota_reset_tz: str = "America/Chicago"
     batch_size: int = 300
     batch_wait_s: float = 2.0
+    # How long a partial batch waits for more events to fill its call (capped by batch_wait_s).
+    linger_ms: int = 400
     timeout_s: float = 30.0
     max_attempts: int = 12
 

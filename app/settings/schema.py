@@ -45,6 +45,7 @@ LIMIT_BOUNDS: dict[str, tuple[float, float, type]] = {
     "daily_quota": (1, 10_000_000, int),
     "batch_size": (1, 300, int),  # Marketo takes at most 300 records per call
     "batch_wait_s": (0, 3600, float),
+    "linger_ms": (0, 60_000, int),
     "timeout_s": (1, 600, float),
     "max_attempts": (1, 1000, int),
 }

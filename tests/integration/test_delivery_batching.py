@@ -1,13 +1,13 @@
-"""Batching and leases: flush on size or batch_wait_s, and a crashed worker's claims come back."""
+"""Batching and leases: flush on size or linger, and a crashed worker's claims come back."""
 
 from __future__ import annotations
 
 from app.delivery.engine import Engine
 
 
-def test_partial_batch_waits_for_batch_wait_s(delivery) -> None:
-    """Fewer events than batch_size go out batch_wait_s after the first one, in one call."""
-    delivery.configure(limits={"batch_size": 300, "batch_wait_s": 2.0})
+def test_partial_batch_lingers_while_events_keep_coming(delivery) -> None:
+    """Fewer events than batch_size go out linger_ms after the first one, in one call."""
+    delivery.configure(limits={"batch_size": 300, "batch_wait_s": 2.0, "linger_ms": 2000})
     dispatcher = delivery.engine.dispatcher
     delivery.track("u1")
     assert dispatcher.run_once(flush=False) == 0
@@ -21,13 +21,13 @@ def test_partial_batch_waits_for_batch_wait_s(delivery) -> None:
 
 def test_full_batch_goes_at_once(delivery) -> None:
     """A batch that reaches batch_size does not wait."""
-    delivery.configure(limits={"batch_size": 10, "batch_wait_s": 60.0})
+    delivery.configure(limits={"batch_size": 10, "batch_wait_s": 60.0, "linger_ms": 60_000})
     for i in range(25):
         delivery.track(f"u{i % 3}")
     dispatcher = delivery.engine.dispatcher
     assert dispatcher.run_once(flush=False) == 10
     assert dispatcher.run_once(flush=False) == 10
-    assert dispatcher.run_once(flush=False) == 0  # 5 left, younger than batch_wait_s
+    assert dispatcher.run_once(flush=False) == 0  # 5 left, younger than the linger
     delivery.clock.advance(60.0)
     assert dispatcher.run_once(flush=False) == 5
 
@@ -54,7 +54,7 @@ def test_crashed_workers_claims_return_after_the_lease(delivery) -> None:
 
 def test_stopping_hands_buffered_claims_back(delivery) -> None:
     """A worker stopping with a partial batch buffered returns it to pending, uncharged."""
-    delivery.configure(limits={"batch_size": 300, "batch_wait_s": 30.0})
+    delivery.configure(limits={"batch_size": 300, "batch_wait_s": 30.0, "linger_ms": 30_000})
     message = delivery.track("u1")
     dispatcher = delivery.engine.dispatcher
     assert dispatcher.run_once(flush=False) == 0

@@ -57,7 +57,7 @@ def test_payload_round_trips_exactly_including_nul_and_unicode(store):
 
 
 def test_claims_lease_oldest_first_and_expired_leases_come_back(store):
-    add(store, "a", "b", "c")
+    store.add([Routed(event(m, anonymous_id=f"anon-{m}")) for m in ("a", "b", "c")], T0)
     assert [s.event.message_id for s in store.claim(2, 30, T0)] == ["a", "b"]
     assert [s.event.message_id for s in store.claim(5, 30, T0)] == ["c"]
     assert store.claim(5, 30, T0 + 29.9) == []
@@ -188,10 +188,33 @@ def test_concurrent_adds_share_commits_and_every_one_lands(store):
     assert store._committer.commits < threads * per_thread
 
 
+def test_claims_on_two_stores_keep_one_visitor_in_one_batch(store_url, tmp_path: Path):
+    """Two nodes claiming at once never both take events of one visitor."""
+    stores = [open_store(store_url, tmp_path, 3600.0) for _ in range(2)]
+    try:
+        stores[0].add([Routed(event(f"m{i}", anonymous_id=f"v{i % 5}")) for i in range(100)], T0)
+        batches: list[list[str]] = []
+
+        def claim(s) -> None:
+            for _ in range(10):
+                batches.append([c.event.anonymous_id for c in s.claim(3, 60, T0)])
+
+        workers = [threading.Thread(target=claim, args=(s,)) for s in stores * 2]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        visitors = [v for batch in batches for v in set(batch)]
+        assert sorted(visitors) == [f"v{i}" for i in range(5)]  # each in exactly one batch
+    finally:
+        for s in stores:
+            s.close()
+
+
 def test_two_stores_on_one_database_never_claim_the_same_event(store_url, tmp_path: Path):
     stores = [open_store(store_url, tmp_path, 3600.0) for _ in range(2)]
     try:
-        stores[0].add([Routed(event(f"m{i}")) for i in range(300)], T0)
+        stores[0].add([Routed(event(f"m{i}", anonymous_id=f"anon-{i}")) for i in range(300)], T0)
         seen: list[int] = []
 
         def drain(s) -> None:

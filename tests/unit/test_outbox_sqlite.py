@@ -64,7 +64,7 @@ def test_dedupe_survives_compaction_of_delivered_rows(store):
 
 
 def test_claim_leases_due_events_oldest_first_and_expired_leases_return(store):
-    add(store, "a", "b", "c")
+    store.add([Routed(event(m, anonymous_id=f"anon-{m}")) for m in ("a", "b", "c")], T0)
     first = store.claim(2, lease_s=30, now=T0)
     assert [c.event.message_id for c in first] == ["a", "b"]
     assert all(c.state is State.IN_FLIGHT for c in first)
@@ -195,10 +195,33 @@ def test_a_caller_queued_behind_a_stuck_commit_gets_503_and_nothing_is_stored(tm
         store.close()
 
 
+def test_claim_skips_visitors_with_an_event_in_flight(store):
+    """One visitor's events are in one batch at a time, in order; other visitors go meanwhile."""
+    rows = [("a1", "u1", "anon-a"), ("b1", None, "anon-b"), ("a2", None, "anon-a"),
+            ("b2", "u2", "anon-b2"), ("a3", "u1", "anon-a3"), ("c1", None, "anon-c")]  # fmt: skip
+    store.add([Routed(event(m, anonymous_id=a, user_id=u)) for m, u, a in rows], T0)
+    first = store.claim(2, 30, T0)
+    assert [c.event.message_id for c in first] == ["a1", "b1"]
+    # a2 shares anon-a and a3 shares u1 with a1 in flight: they wait; b2 and c1 share nothing.
+    second = store.claim(10, 30, T0)
+    assert [c.event.message_id for c in second] == ["b2", "c1"]
+    assert store.claim(10, 30, T0) == []
+    store.ack([c.id for c in first], T0)
+    assert [c.event.message_id for c in store.claim(10, 30, T0)] == ["a2", "a3"]
+
+
+def test_expired_leases_do_not_block_their_visitor(store):
+    store.add([Routed(event(m)) for m in ("a", "b")], T0)
+    assert [c.event.message_id for c in store.claim(1, 30, T0)] == ["a"]
+    assert store.claim(10, 30, T0 + 1) == []
+    again = store.claim(10, 30, T0 + 31)
+    assert [c.event.message_id for c in again] == ["a", "b"]
+
+
 def test_two_stores_on_one_file_never_claim_the_same_event(tmp_path):
     one, two = SqliteStore(tmp_path / "o.db"), SqliteStore(tmp_path / "o.db")
     try:
-        one.add([Routed(event(f"m{i}")) for i in range(200)], T0)
+        one.add([Routed(event(f"m{i}", anonymous_id=f"anon-{i}")) for i in range(200)], T0)
         seen: list[int] = []
 
         def drain(s: SqliteStore) -> None:

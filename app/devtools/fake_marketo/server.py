@@ -124,6 +124,7 @@ class FakeApp:
         return call
 
     def _finish(self, call: Call, response: Response) -> None:
+        call.ended = self.fake.clock.now()
         call.status = response.status_code
         if response.mimetype != "application/json":
             return

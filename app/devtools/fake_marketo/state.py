@@ -91,6 +91,8 @@ class Call:
     code: str | None = None
     response: Any = None
     record_codes: list[str] = field(default_factory=list)
+    #: When the answer was ready (after any latency): with `time`, the span the call was open.
+    ended: float | None = None
 
 
 class ApiError(Exception):
