@@ -30,8 +30,6 @@ from app.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# A resolver holding the single-flight lock longer than this is presumed dead.
-LOCK_TTL_S = 300.0
 LOCK_NAME = "lead-resolution"
 # Names in `lead_lookup` → identity kinds.
 LOOKUP_KINDS = {
@@ -151,10 +149,11 @@ class LeadResolver:
         missing = [i for i, r in enumerate(results) if r is None]
         if not missing:
             return [r for r in results if r is not None]
-        now = self.clock()
-        if not self.shared.try_lock(LOCK_NAME, self.owner, LOCK_TTL_S, now):
-            raise Busy("another worker is resolving leads")
-        try:
+        # Single-flight across processes, so two workers never create one lead twice; the lock
+        # dies with its holder (flock / advisory lock), so a killed worker blocks no one.
+        with self.shared.exclusive(LOCK_NAME) as held:
+            if not held:
+                raise Busy("another worker is resolving leads")
             again = self.cached([whos[i] for i in missing])
             for index, lead in zip(missing, again, strict=True):
                 if lead is not None:
@@ -162,8 +161,6 @@ class LeadResolver:
             self._lookup(whos, results)
             if create:
                 self._create(whos, results)
-        finally:
-            self.shared.unlock(LOCK_NAME, self.owner)
         out: list[Resolution] = []
         for who, result in zip(whos, results, strict=True):
             if result is None:
