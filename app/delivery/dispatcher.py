@@ -48,8 +48,9 @@ from app.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
-#: A claim lasts this long; a crashed worker's events return to pending when it ends.
-DEFAULT_LEASE_S = 600.0
+#: A claim lasts this long unless renewed (`app.outbox.leases`): a crashed worker's events are
+#: claimable again within it.
+DEFAULT_LEASE_S = 10.0
 #: Idle poll interval when nothing is due.
 IDLE_POLL_S = 0.25
 #: Pause after bad credentials: an operator must act, so do not hammer the identity endpoint.

@@ -90,6 +90,10 @@ class Store(Protocol):
         """Lease up to `limit` due events (pending with next_attempt_at <= now, or in_flight whose
         lease expired), oldest first, and mark them in_flight until now + lease_s."""
 
+    def renew(self, ids: Sequence[int], until: float, new_until: float, now: float) -> list[int]:
+        """Extend the claims of `ids` whose lease still ends at `until` (so no one else took
+        them since) to `new_until`; return the ids renewed."""
+
     def ack(self, ids: Sequence[int], now: float) -> None:
         """Mark claimed events delivered."""
 
