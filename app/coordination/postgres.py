@@ -19,12 +19,14 @@ from typing import Any
 import psycopg
 from psycopg_pool import PoolTimeout
 
+from app.coordination.holder_lock import AdvisoryLocks
 from app.coordination.sql import SqlSharedState
 from app.coordination.state import Identity
 from app.errors import ServiceUnavailable
 from app.outbox import migrations
 from app.outbox.pg_pool import lend
 from app.outbox.pg_pool import open_pool
+from app.outbox.pg_pool import split_url
 
 
 @functools.cache
@@ -66,6 +68,16 @@ class PostgresSharedState(SqlSharedState):
             ) from exc
         with self._pooled() as conn:
             migrations.upgrade(conn, migrations.POSTGRES)
+        self._locks = AdvisoryLocks(self._lock_session)
+
+    def _lock_session(self) -> psycopg.Connection:
+        """Open the dedicated session advisory locks live on (they end with it)."""
+        dsn, _ = split_url(self._url)
+        return psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+
+    def exclusive(self, name: str) -> AbstractContextManager[bool]:
+        """Try a named session advisory lock (freed when its holder's connection ends)."""
+        return self._locks.held(name)
 
     def _pooled(self) -> AbstractContextManager[psycopg.Connection]:
         """Lend a pooled connection for one transaction, committed on success."""
@@ -81,7 +93,8 @@ class PostgresSharedState(SqlSharedState):
     _read = _tx
 
     def close(self) -> None:
-        """Close the pool's connections."""
+        """Close the pool's connections and the lock session."""
+        self._locks.close()
         self._pool.close()
 
     # Lookups by list: arrays ---------------------------------------------------------------

@@ -12,10 +12,12 @@ import sqlite3
 import threading
 from collections.abc import Iterable
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from app.coordination.holder_lock import FlockLocks
 from app.coordination.sql import SqlSharedState
 from app.coordination.state import Identity
 from app.outbox import migrations
@@ -49,6 +51,7 @@ class SqliteSharedState(SqlSharedState):
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         migrations.prepare_sqlite(path)
+        self._locks = FlockLocks(path)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -79,6 +82,10 @@ class SqliteSharedState(SqlSharedState):
     def _read(self) -> Iterator[sqlite3.Connection]:
         """Lend this thread's connection in autocommit: WAL readers take no lock."""
         yield self._conn()
+
+    def exclusive(self, name: str) -> AbstractContextManager[bool]:
+        """Try a named flock on a side file next to the database (freed when its holder dies)."""
+        return self._locks.held(name)
 
     def close(self) -> None:
         """Close every connection this object opened."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 from typing import Protocol
@@ -101,6 +102,13 @@ class SharedState(Protocol):
         """Remember (cookie, lead id) pairs as associated."""
 
     # Coordination and reporting ------------------------------------------------------------
+    def exclusive(self, name: str) -> AbstractContextManager[bool]:
+        """Try a named lock that dies with its holder: yield True while held, False if busy.
+
+        A process killed while holding it frees it at once (flock, advisory lock), unlike
+        `try_lock`'s lease, which stays taken until its TTL runs out.
+        """
+
     def try_lock(self, name: str, owner: str, ttl: float, now: float) -> bool:
         """Take a named lease if free or expired (single-flight across processes)."""
 

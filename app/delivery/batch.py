@@ -15,6 +15,7 @@ from app.coordination.state import SharedState
 from app.delivery.extras import BatchExtras
 from app.delivery.extras import combine
 from app.delivery.identify import Identifier
+from app.delivery.isolation import PartlyDelivered
 from app.delivery.leads import LeadResolver
 from app.delivery.leads import Who
 from app.delivery.leads import who_for
@@ -100,6 +101,10 @@ class Delivery:
             except (Retryable, TooLarge) as exc:
                 logger.info("delivery interrupted: %s", exc)
                 interrupted = exc
+            except MarketoError:
+                raise
+            except Exception as exc:  # the dispatcher splits the rest; keep what was settled
+                raise PartlyDelivered(self._without_extras(events, outcomes), exc) from exc
         outcomes.update(self._extras(events, outcomes))
         for stored in events:
             if stored.id not in outcomes:
@@ -108,6 +113,17 @@ class Delivery:
                 else:
                     outcomes[stored.id] = Outcome(DEAD, "no_outcome", "delivery gave no outcome")
         return outcomes
+
+    def _without_extras(
+        self, events: Sequence[StoredEvent], outcomes: dict[int, Outcome]
+    ) -> dict[int, Outcome]:
+        """Return the outcomes of events with no audience or campaign work still to do."""
+        extra = {
+            s.id
+            for s in events
+            if s.event.source_kind == "server" and self.extras.wants(s.event.payload)
+        }
+        return {i: o for i, o in outcomes.items() if i not in extra}
 
     def _link(self, anonymous_id: str | None, user_id: str | None) -> None:
         """An identify or alias tied an anonymousId to a user: release its held events."""
@@ -210,5 +226,5 @@ class Delivery:
             return
         try:
             self.resolver.associate(pairs, move=False)
-        except MarketoError as exc:
+        except Exception as exc:  # the activities went out: an association never fails them
             logger.warning("cookie association postponed: %s", exc)

@@ -24,6 +24,10 @@ from typing import Any
 from app.coordination.gate import MAX_GATE_WAIT_S
 from app.coordination.state import LimiterView
 from app.coordination.state import SharedState
+from app.delivery.isolation import cause_of
+from app.delivery.isolation import describe
+from app.delivery.isolation import settled_before
+from app.delivery.isolation import systemic
 from app.delivery.outcomes import DEAD
 from app.delivery.outcomes import DELIVERED
 from app.delivery.outcomes import DROPPED
@@ -32,8 +36,10 @@ from app.delivery.outcomes import RETRY
 from app.delivery.outcomes import Outcome
 from app.delivery.reshape import BatchLimit
 from app.delivery.reshape import final
+from app.delivery.reshape import split
 from app.delivery.reshape import split_refused
 from app.marketo.errors import CredentialsRejected
+from app.marketo.errors import MarketoError
 from app.marketo.errors import Retryable
 from app.marketo.errors import Transient
 from app.outbox.store import Store
@@ -48,8 +54,9 @@ from app.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
-#: A claim lasts this long; a crashed worker's events return to pending when it ends.
-DEFAULT_LEASE_S = 600.0
+#: A claim lasts this long unless renewed (`app.outbox.leases`): a crashed worker's events are
+#: claimable again within it.
+DEFAULT_LEASE_S = 10.0
 #: Idle poll interval when nothing is due.
 IDLE_POLL_S = 0.25
 #: While a partial batch lingers, claim again this often to fill it.
@@ -190,7 +197,7 @@ class Dispatcher:
         now = self.clock()
         outcomes: dict[int, Outcome] = {}
         try:
-            self._deliver(self.deliver(), batch, outcomes)
+            self._isolate(self.deliver(), batch, outcomes)
         except CredentialsRejected as exc:
             logger.error("Marketo refused the client credentials: %s", exc)
             self._note_error(exc)
@@ -201,7 +208,7 @@ class Dispatcher:
             self.store.retry(rest, until, str(exc), now, charge=False)
             self._settle([e for e in batch if e.id in done], done, settings)
             return len(done)
-        except Exception as exc:  # a bug must not spin: back off, charged, towards dead letters
+        except Exception as exc:  # outside any one event (the store, a lookup): charged, as before
             logger.exception("delivery failed unexpectedly")
             failure = Outcome(RETRY, "internal_error", repr(exc))
             done = final(outcomes)
@@ -209,6 +216,32 @@ class Dispatcher:
         self._limit = self._limit.after(outcomes.values(), len(batch), now)
         self._settle(batch, outcomes, settings)
         return len(batch)
+
+    def _isolate(
+        self, deliver: Deliver, batch: list[StoredEvent], into: dict[int, Outcome]
+    ) -> None:
+        """Deliver `batch`; an unexpected exception splits it until the event raising is alone.
+
+        A bug or bad data in one event (a `UnicodeEncodeError` in the lead cache, a handler's
+        `KeyError`) must not charge its batch-mates: the unsettled events go again at once in
+        halves, uncharged, and an event that still raises alone is dead-lettered
+        `internal_error` with the exception's class and message. Marketo's errors and failures
+        of the store itself (`isolation.systemic`) are not the event's fault: they propagate.
+        """
+        try:
+            self._deliver(deliver, batch, into)
+        except Exception as exc:
+            if isinstance(cause_of(exc), MarketoError) or systemic(exc):
+                raise
+            into.update(final(settled_before(exc)))
+            rest = [e for e in batch if e.id not in final(into)]
+            if len(rest) == 1:
+                logger.error("event %s fails delivery on its own: %s", rest[0].id, describe(exc))
+                into[rest[0].id] = Outcome(DEAD, "internal_error", describe(exc))
+                return
+            logger.warning("%d events raised %s: resending in halves", len(rest), describe(exc))
+            for group in split(rest, (len(rest) + 1) // 2):
+                self._isolate(deliver, group, into)
 
     def _deliver(
         self, deliver: Deliver, batch: list[StoredEvent], into: dict[int, Outcome]

@@ -24,6 +24,7 @@ from app.delivery.outcomes import Outcome
 from app.marketo.client import MarketoClient
 from app.marketo.client import Observer
 from app.marketo.errors import MarketoError
+from app.outbox.leases import KeptLeases
 from app.outbox.store import Store
 from app.outbox.store import StoredEvent
 from app.ratelimit import Budget
@@ -77,8 +78,10 @@ class Engine:
             sleep,
             slot_ttl=float(settings().limits.timeout_s) + SLOT_GRACE_S,
         )
+        # Short claims, renewed while held, so a killed process's events return in seconds.
+        self.leases = KeptLeases(store, lease_s, clock)
         self.dispatcher = Dispatcher(
-            store,
+            self.leases,
             shared,
             self.deliverer,
             settings,
@@ -172,7 +175,8 @@ class Engine:
             logger.info("daily call count resynced from Marketo: %d", theirs)
 
     def close(self) -> None:
-        """Close the HTTP session."""
+        """Stop renewing claims and close the HTTP session."""
+        self.leases.close()
         with self._lock:
             if self._current is not None:
                 self._current[1].close()

@@ -10,7 +10,6 @@ cookies per call are unconfirmed (marketo-reference §5), so the cookie → lead
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -34,8 +33,6 @@ from app.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# A resolver holding the single-flight lock longer than this is presumed dead.
-LOCK_TTL_S = 300.0
 LOCK_NAME = "lead-resolution"
 #: The shared counter of events whose identities named two different leads.
 IDENTITY_CONFLICT = "identity_conflict"
@@ -138,7 +135,6 @@ class LeadResolver:
         self.settings = settings
         self.clock = clock
         self.scope = settings.munchkin_id
-        self.owner = uuid.uuid4().hex
         self._cookie_misses: set[str] = set()
         kinds = [LOOKUP_KINDS[name] for name in settings.lead_lookup if name in LOOKUP_KINDS]
         self.order = kinds
@@ -191,15 +187,14 @@ class LeadResolver:
         if self._walk(whos, results, marketo=False) or (
             create and any(r is None and w.trusted for w, r in zip(whos, results, strict=True))
         ):
-            now = self.clock()
-            if not self.shared.try_lock(LOCK_NAME, self.owner, LOCK_TTL_S, now):
-                raise Busy("another worker is resolving leads")
-            try:
+            # Single-flight across processes, so two workers never create one lead twice; the
+            # lock dies with its holder (flock / advisory lock), so a killed worker blocks no one.
+            with self.shared.exclusive(LOCK_NAME) as held:
+                if not held:
+                    raise Busy("another worker is resolving leads")
                 self._walk(whos, results, marketo=True)
                 if create:
                     self._create(whos, results)
-            finally:
-                self.shared.unlock(LOCK_NAME, self.owner)
         out: list[Resolution] = []
         for who, result in zip(whos, results, strict=True):
             if result is None:

@@ -175,6 +175,16 @@ class PostgresStore:
             ).fetchall()
         return sorted((_stored(r) for r in rows), key=lambda s: s.id)
 
+    def renew(self, ids: Sequence[int], until: float, new_until: float, now: float) -> list[int]:
+        """Extend claims still held under the lease ending `until` to `new_until`; return which."""
+        with self._conn() as conn:
+            rows = conn.execute(
+                "UPDATE events SET next_attempt_at = %s WHERE state = 'in_flight'"
+                " AND next_attempt_at = %s AND id = ANY(%s) RETURNING id",
+                (new_until, until, list(ids)),
+            ).fetchall()
+        return [row[0] for row in rows]
+
     def _update(self, sql: str, args: tuple, total: tuple[str, str] | None = None) -> int:
         with self._conn() as conn:
             changed = conn.execute(sql, args).rowcount

@@ -239,6 +239,21 @@ class SqliteStore:
             ).fetchall()
         return sorted((row_to_stored(r) for r in rows), key=lambda s: s.id)
 
+    def renew(self, ids: Sequence[int], until: float, new_until: float, now: float) -> list[int]:
+        """Extend claims still held under the lease ending `until` to `new_until`; return which."""
+        renewed: list[int] = []
+        with self._write() as conn:
+            for chunk in id_chunks(list(ids)):
+                renewed += [
+                    row[0]
+                    for row in conn.execute(
+                        "UPDATE events SET next_attempt_at = ? WHERE state = 'in_flight'"
+                        f" AND next_attempt_at = ? AND id IN ({marks(len(chunk))}) RETURNING id",
+                        (new_until, until, *chunk),
+                    ).fetchall()
+                ]
+        return renewed
+
     def _finish(self, ids: Sequence[int], sql: str, args: tuple, total: tuple | None) -> int:
         changed = 0
         with self._write() as conn:

@@ -119,6 +119,10 @@ class Store(Protocol):
         later claim, so concurrent batches never carry one visitor's events out of order.
         """
 
+    def renew(self, ids: Sequence[int], until: float, new_until: float, now: float) -> list[int]:
+        """Extend the claims of `ids` whose lease still ends at `until` (so no one else took
+        them since) to `new_until`; return the ids renewed."""
+
     def ack(self, ids: Sequence[int], now: float) -> None:
         """Mark claimed events delivered."""
 

@@ -169,7 +169,8 @@ def test_unresolvable_events_get_named_reasons(mocked, shared) -> None:
 
 def test_single_flight_refuses_while_another_worker_resolves(mocked, shared) -> None:
     """With the resolution lock held elsewhere, resolution asks to come back shortly."""
-    assert shared.try_lock(LOCK_NAME, "someone-else", 60, NOW)
-    with pytest.raises(Busy):
-        resolver(shared).resolve([Who(user_id="u1")])
+    with shared.exclusive(LOCK_NAME) as held:
+        assert held
+        with pytest.raises(Busy):
+            resolver(shared).resolve([Who(user_id="u1")])
     assert len(mocked.calls) == 0

@@ -154,6 +154,8 @@ class FakeMarketo:
         ``{"code": "606"}`` (``"message"`` optional), ``{"http_status": 503}`` (``"body"``,
         ``"headers"`` optional), ``{"delay": 0.5}`` then normal handling, ``{"wait_for": event}``
         (a ``threading.Event``; blocks in flight until set), ``{"hang": True}``, ``{"drop": True}``,
+        ``{"cut": True}`` (a 200 whose body stops halfway, then the connection drops); ``"method"``
+        (e.g. ``"POST"``) keeps an outcome for requests of that method,
         ``{"record_errors": {0: "1004"}}``. Delay and wait combine with the others.
         """
         with self._meta:
@@ -339,12 +341,16 @@ class FakeMarketo:
                 self.http_errors[call.status] += 1
             self.record_errors_returned.update(call.record_codes)
 
-    def _pop_script(self, path: str) -> dict[str, Any] | None:
+    def _pop_script(self, path: str, method: str | None = None) -> dict[str, Any] | None:
         with self._meta:
             keys = [k for k, queue in self._scripts.items() if queue and path.endswith(k)]
             if not keys:
                 return None
-            return self._scripts[max(keys, key=len)].popleft()
+            queue = self._scripts[max(keys, key=len)]
+            wanted = queue[0].get("method")
+            if wanted and method and str(wanted).upper() != method.upper():
+                return None  # meant for another method on this path (GET vs POST /leads.json)
+            return queue.popleft()
 
     def _enter(self) -> int:
         with self._meta:

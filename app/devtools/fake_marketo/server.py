@@ -154,7 +154,7 @@ class FakeApp:
             args.update(request.form)
         if request.path == IDENTITY_PATH:
             self._wait_latency()
-            scripted = self._scripted(request, self.fake._pop_script(request.path))
+            scripted = self._scripted(request, self.fake._pop_script(request.path, request.method))
             return scripted or self._token(request, method, args)
         level = self.fake._enter()
         try:
@@ -177,6 +177,8 @@ class FakeApp:
             pass
         if outcome.get("drop"):
             self._drop(request)
+        if outcome.get("cut"):
+            self._cut(request)
         if outcome.get("hang"):
             self._hang(request)
         if outcome.get("http_status"):
@@ -199,6 +201,19 @@ class FakeApp:
             except OSError:
                 pass
         raise Dropped("scripted drop")
+
+    def _cut(self, request: Request) -> None:
+        """Start a 200 answer, then drop the connection halfway through its body."""
+        sock = request.environ.get("werkzeug.socket")
+        if sock is not None:
+            head = (
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+            )
+            try:
+                sock.sendall(head + b'{"requestId":"cut#1","success":true,"result":[{"id"')
+            except OSError:
+                pass
+        self._drop(request)
 
     def _hang(self, request: Request) -> None:
         sock = request.environ.get("werkzeug.socket")
@@ -239,7 +254,7 @@ class FakeApp:
         return json_response(body)
 
     def _api(self, request: Request, method: str, args: MultiDict, level: int) -> Response:
-        outcome = self.fake._pop_script(request.path)
+        outcome = self.fake._pop_script(request.path, request.method)
         scripted = self._scripted(request, outcome)
         if scripted is not None:
             return scripted
