@@ -63,6 +63,16 @@ def send_suggested_event(printed: str, url: str) -> str:
     return key
 
 
+def identify_then_track(url: str, key: str) -> None:
+    """The README's server example: an identify with the email, then a track by userId only."""
+    batch = {"batch": [
+        {"type": "identify", "userId": "u_81", "traits": {"email": "ann.lee@example.com"}},
+        {"type": "track", "userId": "u_81", "event": "Signed Up", "properties": {"plan": "pro"}},
+    ]}  # fmt: skip
+    sent = requests.post(f"{url}/v1/batch", json=batch, auth=(key, ""), timeout=5)
+    assert sent.status_code == 200, sent.text
+
+
 def wait_delivered(url: str, key: str, n: int) -> dict:
     deadline = time.monotonic() + DEADLINE_S
     while True:
@@ -95,7 +105,8 @@ def test_second_demo_on_another_port_prints_a_working_snippet_key_and_delivers(t
     with running_demo(env, first, "--marketo-port", str(marketo_port)) as lines:
         url = f"http://127.0.0.1:{first}"
         key = send_suggested_event("".join(lines), url)
-        assert wait_delivered(url, key, 1)["outbox"]["delivered"] == 1
+        identify_then_track(url, key)
+        assert wait_delivered(url, key, 3)["outbox"]["delivered"] == 3
     with running_demo(env, second) as lines:
         url = f"http://127.0.0.1:{second}"
         printed = "".join(lines)
@@ -106,8 +117,9 @@ def test_second_demo_on_another_port_prints_a_working_snippet_key_and_delivers(t
         assert new_key != key
         old = requests.get(f"{url}/v1/status", auth=(key, ""), timeout=5)
         assert old.status_code == 401  # the previous demo key was replaced, as printed
-        status = wait_delivered(url, new_key, 2)
-        assert status["outbox"]["delivered"] == 2, status
+        identify_then_track(url, new_key)  # the new fake must get the lead, not a stale cache
+        status = wait_delivered(url, new_key, 6)
+        assert status["outbox"]["delivered"] == 6, status
         assert status["outbox"]["dead"] == {}
         snippet = subprocess.run(
             [sys.executable, "-m", "flask", "--app", "wsgi", "snippet"],
