@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 
 import click
 from flask import current_app
@@ -61,6 +62,15 @@ def effective(raw: dict) -> dict:
     return data
 
 
+def leaves(name: str, value: Any) -> list[tuple[str, Any]]:
+    """Flatten objects (and lists of objects) into dotted keys, one value a line."""
+    if isinstance(value, dict) and value:
+        return [pair for k in sorted(value) for pair in leaves(f"{name}.{k}", value[k])]
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return [pair for i, v in enumerate(value) for pair in leaves(f"{name}[{i}]", v)]
+    return [(name, value)]
+
+
 @config_cli.command("show")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show_command(as_json: bool) -> None:
@@ -77,8 +87,9 @@ def show_command(as_json: bool) -> None:
         for key in sorted(data):
             if key in KEY_HELP:
                 click.echo(f"# {KEY_HELP[key]}")
-            value = json.dumps(data[key], ensure_ascii=False, sort_keys=True)
-            click.echo(f"{key} = {click.style(value, bold=True)}")
+            for name, value in leaves(key, data[key]):
+                shown = json.dumps(value, ensure_ascii=False, sort_keys=True)
+                click.echo(f"{name} = {click.style(shown, bold=True)}")
     for problem in problems:
         click.echo(f"problem: {problem}", err=True)
 

@@ -75,10 +75,16 @@ def list_command(as_json: bool) -> None:
         return
     if not rows:
         click.echo("no keys; create one with `flask keys create --kind browser --origin URL`")
+        return
+    table = [("ID", "KIND", "KEY", "CREATED", "ALLOWED ORIGINS", "LABEL")]
     for row in rows:
         shown = row["key"] or "(secret hidden)"
-        origins = ",".join(row["allowed_origins"])
-        click.echo(f"{row['id']}  {row['kind']:<7}  {shown}  {origins}  {row['label']}".rstrip())
+        origins = ",".join(row["allowed_origins"]) or "-"
+        table.append((row["id"], row["kind"], shown, row["created"], origins, row["label"]))
+    widths = [max(len(str(line[i])) for line in table) for i in range(len(table[0]) - 1)]
+    for line in table:
+        cells = [str(cell).ljust(width) for cell, width in zip(line, widths, strict=False)]
+        click.echo("  ".join([*cells, str(line[-1])]).rstrip())
 
 
 @keys_cli.command("revoke")

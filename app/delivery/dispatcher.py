@@ -28,7 +28,9 @@ from app.delivery.outcomes import Outcome
 from app.delivery.reshape import BatchLimit
 from app.delivery.reshape import final
 from app.delivery.reshape import split_refused
+from app.marketo.errors import Busy
 from app.marketo.errors import CredentialsRejected
+from app.marketo.errors import LimiterBusy
 from app.marketo.errors import Retryable
 from app.marketo.errors import Transient
 from app.outbox.store import Store
@@ -322,6 +324,8 @@ class Dispatcher:
         return now + QUOTA_PROBE_S if since_reset < QUOTA_RESET_TOLERANCE_S else resets
 
     def _note_error(self, error: Exception) -> None:
+        if isinstance(error, Busy | LimiterBusy):
+            return  # waiting for another worker or for the budget is normal, not an error
         code = getattr(error, "marketo_code", "") or ""
         self._note(code, str(error), type(error).__name__)
 
