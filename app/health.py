@@ -11,6 +11,7 @@ from flask import has_request_context
 from flask import jsonify
 
 from app.settings import settings_holder
+from app.version import __version__
 
 bp = Blueprint("health", __name__)
 
@@ -36,8 +37,8 @@ def _settings_status(app: Flask) -> dict:
 
 @bp.get("/healthz")
 def healthz():
-    """Answer 200 while the process is up."""
-    return jsonify({"status": "ok"})
+    """Answer 200 while the process is up, naming the version it runs."""
+    return jsonify({"status": "ok", "version": __version__})
 
 
 @bp.get("/readyz")

@@ -11,6 +11,7 @@ from app.cli.config import config_cli
 from app.cli.demo import demo_command
 from app.cli.fake_marketo import fake_marketo_command
 from app.cli.keys import keys_cli
+from app.cli.version import gateway_cli
 
 
 def init_app(app: Flask) -> None:
@@ -19,6 +20,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(keys_cli)
     app.cli.add_command(demo_command)
     app.cli.add_command(fake_marketo_command)
+    app.cli.add_command(gateway_cli)
     backoffice_cli.init_app(app)
     db_commands.init_app(app)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 
 import click
 from flask import current_app
@@ -14,6 +15,7 @@ from app.cli.common import edit
 from app.cli.common import fail
 from app.cli.common import settings_holder
 from app.cli.common import settings_path
+from app.cli.mapping_check import checked
 from app.errors import SettingsInvalid
 from app.settings import FIELD_TYPES
 from app.settings import SettingsFileError
@@ -60,6 +62,15 @@ def effective(raw: dict) -> dict:
     return data
 
 
+def leaves(name: str, value: Any) -> list[tuple[str, Any]]:
+    """Flatten objects (and lists of objects) into dotted keys, one value a line."""
+    if isinstance(value, dict) and value:
+        return [pair for k in sorted(value) for pair in leaves(f"{name}.{k}", value[k])]
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return [pair for i, v in enumerate(value) for pair in leaves(f"{name}[{i}]", v)]
+    return [(name, value)]
+
+
 @config_cli.command("show")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show_command(as_json: bool) -> None:
@@ -76,8 +87,9 @@ def show_command(as_json: bool) -> None:
         for key in sorted(data):
             if key in KEY_HELP:
                 click.echo(f"# {KEY_HELP[key]}")
-            value = json.dumps(data[key], ensure_ascii=False, sort_keys=True)
-            click.echo(f"{key} = {click.style(value, bold=True)}")
+            for name, value in leaves(key, data[key]):
+                shown = json.dumps(value, ensure_ascii=False, sort_keys=True)
+                click.echo(f"{name} = {click.style(shown, bold=True)}")
     for problem in problems:
         click.echo(f"problem: {problem}", err=True)
 
@@ -85,9 +97,13 @@ def show_command(as_json: bool) -> None:
 @config_cli.command("set")
 @click.argument("key")
 @click.argument("value")
-def set_command(key: str, value: str) -> None:
-    """Set KEY (dotted, e.g. limits.calls_per_20s) to VALUE (parsed as JSON when it parses)."""
-    edit(lambda raw: set_path(raw, key, parse_value(value, key)))
+@click.option("--offline", is_flag=True, help="Write without checking names against Marketo.")
+def set_command(key: str, value: str, offline: bool) -> None:
+    """Set KEY (dotted, e.g. limits.calls_per_20s) to VALUE (parsed as JSON when it parses).
+
+    A mapping (events, traits, page_activity, lead_fields) is checked against Marketo first.
+    """
+    edit(checked(lambda raw: set_path(raw, key, parse_value(value, key)), offline))
     click.echo(f"set {key}")
 
 
@@ -104,11 +120,14 @@ def unset_command(key: str) -> None:
 @click.option("--activity-id", type=int, required=True, help="Custom activity type id.")
 @click.option("--primary", help="Property path for the primary attribute.")
 @click.option("--property", "properties", multiple=True, help="PROP=ATTRIBUTE[:TYPE], repeatable.")
+@click.option("--offline", is_flag=True, help="Write without checking names against Marketo.")
 def map_event_command(
-    event: str, activity_id: int, primary: str | None, properties: tuple[str, ...]
+    event: str, activity_id: int, primary: str | None, properties: tuple[str, ...], offline: bool
 ) -> None:
-    """Send track EVENT to Marketo as a custom activity."""
-    edit(lambda raw: map_event(raw, event, activity_id, primary, list(properties)))
+    """Send track EVENT to Marketo as a custom activity (names checked against Marketo)."""
+    edit(
+        checked(lambda raw: map_event(raw, event, activity_id, primary, list(properties)), offline)
+    )
     click.echo(f"mapped event {event!r} to activity type {activity_id}")
 
 
@@ -124,9 +143,10 @@ def unmap_event_command(event: str) -> None:
 @click.argument("trait")
 @click.argument("field")
 @click.option("--type", "type_", default="string", type=click.Choice(sorted(FIELD_TYPES)))
-def map_field_command(trait: str, field: str, type_: str) -> None:
-    """Write identify TRAIT (dotted path) to the Marketo lead FIELD."""
-    edit(lambda raw: map_field(raw, trait, field, type_))
+@click.option("--offline", is_flag=True, help="Write without checking names against Marketo.")
+def map_field_command(trait: str, field: str, type_: str, offline: bool) -> None:
+    """Write identify TRAIT (dotted path) to the Marketo lead FIELD (checked against Marketo)."""
+    edit(checked(lambda raw: map_field(raw, trait, field, type_), offline))
     click.echo(f"mapped trait {trait!r} to field {field!r}")
 
 
@@ -147,18 +167,23 @@ def validate_command(online: bool) -> None:
         problems = validate(holder.raw())
     except SettingsFileError as exc:
         fail(str(exc))
+    source = "in the settings file"
     if not problems and online:
         from app.delivery import online_problems
 
+        settings = holder.get()
+        source = f"against Marketo at {settings.rest_base_url}"
+        click.echo(f"checking the mappings {source}")
         try:
-            problems = list(online_problems(current_app, holder.get()))
+            problems = list(online_problems(current_app, settings))
         except SettingsInvalid as exc:
             problems = exc.problems
     for problem in problems:
         click.echo(problem)
     if problems:
-        skipped = " (the checks against Marketo run once these are fixed)" if online else ""
-        fail(f"{len(problems)} problem(s) found{skipped}")
+        pending = " (the checks against Marketo run once these are fixed)"
+        skipped = pending if online and source == "in the settings file" else ""
+        fail(f"{len(problems)} problem(s) found {source}{skipped}")
     click.echo("settings are valid" + (" and match Marketo" if online else ""))
     if not holder.get().has_credentials:
         click.echo(

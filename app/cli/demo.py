@@ -8,8 +8,11 @@ import click
 from flask import current_app
 from werkzeug.serving import run_simple
 
+from app.browser.loader import render_snippet
 from app.cli.common import settings_path
 from app.settings import read_raw
+from app.settings import settings_holder
+from app.settings import update_raw
 from app.settings import write_raw
 from app.settings.edits import create_key
 from app.settings.edits import initial_document
@@ -17,6 +20,9 @@ from app.settings.edits import map_event
 
 DEMO_FAKE_PORT = 9100
 DEMO_FAKE_CLIENT = ("fake-client-id", "fake-client-secret")
+# Labels that mark the keys the demo made (a restart updates and replaces only these).
+DEMO_BROWSER_LABEL = "demo site"
+DEMO_SERVER_LABEL = "demo backend"
 
 
 def _demo_document(
@@ -28,8 +34,8 @@ def _demo_document(
     document["public_url"] = base
     document["limits"]["batch_wait_s"] = 0.5
     origins = [base, f"http://localhost:{port}"]
-    _, browser = create_key(document, "browser", origins, "demo site")
-    _, server = create_key(document, "server", [], "demo backend")
+    _, browser = create_key(document, "browser", origins, DEMO_BROWSER_LABEL)
+    _, server = create_key(document, "server", [], DEMO_SERVER_LABEL)
     map_event(document, "Signed Up", 100001, "plan", [])
     if fake:
         document["rest_base_url"] = f"http://127.0.0.1:{fake_port}"
@@ -45,47 +51,113 @@ def _start_fake(port: int) -> object:
     return FakeMarketo(client_id=client_id, client_secret=client_secret, port=port).start()
 
 
+def _follow_port(raw: dict, host: str, port: int, marketo_port: int | None) -> str | None:
+    """Point an existing demo's settings at this run's port; return a fresh server key.
+
+    The demo's server key is shown once and kept only as a hash, so a restart replaces the
+    secret of the key labelled "demo backend" (the old value stops working) to print one that
+    works. Returns None when the settings hold no demo server key.
+    """
+    base = f"http://{host}:{port}"
+    raw["public_url"] = base
+    for entry in raw.get("keys") or []:
+        if entry.get("kind") == "browser" and entry.get("label") == DEMO_BROWSER_LABEL:
+            origins = entry.setdefault("allowed_origins", [])
+            for origin in (base, f"http://localhost:{port}"):
+                if origin not in origins:
+                    origins.append(origin)
+    if marketo_port is not None:
+        raw["rest_base_url"] = f"http://127.0.0.1:{marketo_port}"
+        raw.pop("identity_url", None)
+    keys = raw.get("keys") or []
+    demo_keys = [
+        k for k in keys if k.get("kind") == "server" and k.get("label") == DEMO_SERVER_LABEL
+    ]
+    if not demo_keys:
+        return None
+    raw["keys"] = [k for k in keys if k not in demo_keys]
+    _, server = create_key(raw, "server", [], DEMO_SERVER_LABEL)
+    return server
+
+
+def _forget_fake_leads(munchkin_id: str) -> None:
+    """Drop the lead caches of the demo's instance: the fake it starts holds no leads yet."""
+    from app.delivery import get_shared
+
+    removed = get_shared(current_app).forget_scope(munchkin_id)
+    if removed:
+        click.echo(f"  (forgot {removed} cached lead identities of the previous fake)")
+
+
+def _first_event_hint(server: str, host: str, port: int) -> str:
+    # The email in context.traits lets the gateway find or create the lead (no userId field is
+    # mapped in the demo), so the event becomes a custom activity.
+    return (
+        f"try: curl -u {server}: -H 'Content-Type: application/json' "
+        f'-d \'{{"userId":"u1","event":"Signed Up","properties":{{"plan":"pro"}},'
+        f'"context":{{"traits":{{"email":"ann@example.com"}}}}}}\' http://{host}:{port}/v1/track'
+    )
+
+
 @click.command("demo")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option(
     "--marketo-port",
-    default=DEMO_FAKE_PORT,
-    show_default=True,
+    default=None,
     type=int,
-    help="Port of the fake Marketo (first run; later runs reuse the configured one).",
+    help=f"Port of the fake Marketo [default: {DEMO_FAKE_PORT}, or the one configured earlier].",
 )
-def demo_command(host: str, port: int, marketo_port: int) -> None:
-    """Configure a demo on first run, start a fake Marketo without credentials, and serve."""
+def demo_command(host: str, port: int, marketo_port: int | None) -> None:
+    """Configure a demo on first run, start a fake Marketo without credentials, and serve.
+
+    A later run follows the port it is started on (public_url, the demo key's origins), prints a
+    new demo server key, and forgets the lead caches of the previous fake.
+    """
     path = settings_path()
     environ = current_app.config["ENVIRON"]
     has_credentials = bool(environ.get("MARKETO_CLIENT_ID"))
     if not path.exists():
         document, browser, server = _demo_document(
-            host, port, fake=not has_credentials, fake_port=marketo_port
+            host, port, fake=not has_credentials, fake_port=marketo_port or DEMO_FAKE_PORT
         )
         write_raw(path, document)
         click.echo(f"wrote demo settings to {path}")
         click.echo(f"browser key: {browser}")
         click.echo(f"server key (shown once): {server}")
     else:
-        server = "SERVER_KEY"  # printed on the first run only; `flask keys create` makes another
+        made: dict[str, str | None] = {}
+        update_raw(
+            path, lambda raw: made.update(server=_follow_port(raw, host, port, marketo_port))
+        )
+        click.echo(f"using the demo settings in {path} (public_url now http://{host}:{port})")
+        if made["server"]:
+            server = made["server"]
+            click.echo(
+                f"server key (new this run; the previous demo key stopped working): {server}"
+            )
+        else:
+            server = "SERVER_KEY"
+            click.echo(
+                "no demo server key in these settings: make one with"
+                " `flask keys create --kind server` and use it as SERVER_KEY"
+            )
     raw = read_raw(path)
     if raw.get("client_id") == DEMO_FAKE_CLIENT[0] and not has_credentials:
-        fake_port = urlsplit(str(raw.get("rest_base_url") or "")).port or marketo_port
+        fake_port = urlsplit(str(raw.get("rest_base_url") or "")).port or DEMO_FAKE_PORT
         _start_fake(fake_port)
         click.echo(f"fake Marketo on http://127.0.0.1:{fake_port} (GET / lists what it holds)")
         click.echo(
             "  (it starts empty each run: delete the instance folder to restart the demo"
             " from scratch)"
         )
-    # The email in context.traits lets the gateway find or create the lead (no userId field is
-    # mapped in the demo), so the event becomes a custom activity.
-    click.echo(
-        f"try: curl -u {server}: -H 'Content-Type: application/json' "
-        f'-d \'{{"userId":"u1","event":"Signed Up","properties":{{"plan":"pro"}},'
-        f'"context":{{"traits":{{"email":"ann@example.com"}}}}}}\' http://{host}:{port}/v1/track'
-    )
+        _forget_fake_leads(str(raw.get("munchkin_id")))
+    settings = settings_holder(current_app).get()
+    browser_key = next((k for k in settings.keys if k.label == DEMO_BROWSER_LABEL), None)
+    if browser_key is not None and settings.public_url:
+        click.echo("snippet for a page's <head> (also `flask snippet`):")
+        click.echo(render_snippet(settings.public_url, browser_key).rstrip("\n"))
+    click.echo(_first_event_hint(server, host, port))
     click.echo("then: flask status")
     click.echo(f"gateway on http://{host}:{port} (Ctrl-C stops it)")
     run_simple(host, port, current_app._get_current_object(), threaded=True)

@@ -22,7 +22,12 @@ keys_cli = AppGroup("keys", help="Create, list and revoke the keys sites and ser
 @click.option("--origin", "origins", multiple=True, help="Allowed origin, repeatable.")
 @click.option("--label", default="", help="A note for operators.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def create_command(kind: str, origins: tuple[str, ...], label: str, as_json: bool) -> None:
+@click.option(
+    "--quiet", is_flag=True, help='Print only the key, for scripts: KEY="$(flask keys create ...)".'
+)
+def create_command(
+    kind: str, origins: tuple[str, ...], label: str, as_json: bool, quiet: bool
+) -> None:
     """Create a key; a server key's secret is printed once and stored only as a hash."""
     if kind == "browser" and not origins:
         fail("a browser key needs at least one --origin, e.g. --origin https://www.example.com")
@@ -37,6 +42,8 @@ def create_command(kind: str, origins: tuple[str, ...], label: str, as_json: boo
     entry, value = made["entry"], made["value"]
     if as_json:
         echo_json({"id": entry["id"], "kind": kind, "key": value})
+    elif quiet:
+        click.echo(value)
     elif kind == "server":
         click.echo(f"created server key {entry['id']}")
         click.echo(f"secret (shown once, store it now): {value}")
@@ -68,10 +75,16 @@ def list_command(as_json: bool) -> None:
         return
     if not rows:
         click.echo("no keys; create one with `flask keys create --kind browser --origin URL`")
+        return
+    table = [("ID", "KIND", "KEY", "CREATED", "ALLOWED ORIGINS", "LABEL")]
     for row in rows:
         shown = row["key"] or "(secret hidden)"
-        origins = ",".join(row["allowed_origins"])
-        click.echo(f"{row['id']}  {row['kind']:<7}  {shown}  {origins}  {row['label']}".rstrip())
+        origins = ",".join(row["allowed_origins"]) or "-"
+        table.append((row["id"], row["kind"], shown, row["created"], origins, row["label"]))
+    widths = [max(len(str(line[i])) for line in table) for i in range(len(table[0]) - 1)]
+    for line in table:
+        cells = [str(cell).ljust(width) for cell, width in zip(line, widths, strict=False)]
+        click.echo("  ".join([*cells, str(line[-1])]).rstrip())
 
 
 @keys_cli.command("revoke")

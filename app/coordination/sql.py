@@ -33,6 +33,8 @@ from app.ratelimit import quota_day
 
 # Shared counters live in mkto_meta under this prefix.
 COUNTER_PREFIX = "counter:"
+# Cached Marketo answers (describe) live in mkto_meta under this prefix.
+CACHE_PREFIX = "cache:"
 
 
 class Cursor(Protocol):
@@ -203,6 +205,14 @@ class SqlSharedState(ABC):
             conn.execute("DELETE FROM mkto_cookies WHERE scope = ? AND lead_id = ?", args)
         return removed
 
+    def forget_scope(self, scope: str) -> int:
+        """Forget every cached lead, traits hash and cookie of one instance; return identities."""
+        with self._tx() as conn:
+            removed = conn.execute("DELETE FROM mkto_leads WHERE scope = ?", (scope,)).rowcount
+            conn.execute("DELETE FROM mkto_trait_hashes WHERE scope = ?", (scope,))
+            conn.execute("DELETE FROM mkto_cookies WHERE scope = ?", (scope,))
+        return removed
+
     def put_trait_hashes(self, scope: str, hashes: Mapping[int, str]) -> None:
         """Remember the hash of the fields just sent per lead."""
         rows = sorted((scope, int(lead), h) for lead, h in hashes.items())
@@ -273,6 +283,27 @@ class SqlSharedState(ABC):
                 "SELECT key, value FROM mkto_meta WHERE key LIKE ?", (COUNTER_PREFIX + "%",)
             ).fetchall()
         return {str(k)[len(COUNTER_PREFIX) :]: int(v) for k, v in rows}
+
+    def put_cached(self, name: str, value: Any, now: float) -> None:
+        """Keep a JSON value (a describe answer) under `name`, stamped with `now`."""
+        document = json.dumps({"at": now, "value": value}, default=str)
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO mkto_meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (CACHE_PREFIX + name, document),
+            )
+
+    def get_cached(self, name: str, max_age: float, now: float) -> Any | None:
+        """Return the value kept under `name` if it is younger than `max_age` seconds."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT value FROM mkto_meta WHERE key = ?", (CACHE_PREFIX + name,)
+            ).fetchone()
+        if row is None:
+            return None
+        document = json.loads(row[0])
+        return document["value"] if now - float(document["at"]) < max_age else None
 
     def last_error(self) -> dict[str, Any] | None:
         """Return the last Marketo error recorded."""

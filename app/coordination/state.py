@@ -89,6 +89,9 @@ class SharedState(Protocol):
     def repoint_leads(self, scope: str, losers: Iterable[int], winner: int) -> int:
         """Point identities of merged-away leads at the winner; return how many moved."""
 
+    def forget_scope(self, scope: str) -> int:
+        """Forget every cached lead of one instance (the demo's fake starts empty each run)."""
+
     def get_trait_hashes(self, scope: str, lead_ids: Iterable[int]) -> dict[int, str]:
         """Return the hash of the fields last sent for each lead."""
 
@@ -123,6 +126,12 @@ class SharedState(Protocol):
 
     def counters(self) -> dict[str, int]:
         """Return every shared counter by name."""
+
+    def put_cached(self, name: str, value: Any, now: float) -> None:
+        """Keep a JSON value (a describe answer) under `name`, stamped with `now`."""
+
+    def get_cached(self, name: str, max_age: float, now: float) -> Any | None:
+        """Return the value kept under `name` if it is younger than `max_age` seconds."""
 
     def last_error(self) -> dict[str, Any] | None:
         """Return the last Marketo error recorded."""

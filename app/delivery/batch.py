@@ -26,6 +26,7 @@ from app.delivery.outcomes import DROPPED
 from app.delivery.outcomes import HELD
 from app.delivery.outcomes import OK
 from app.delivery.outcomes import RETRY
+from app.delivery.outcomes import IdentifyPending
 from app.delivery.outcomes import Outcome
 from app.delivery.outcomes import failed
 from app.marketo.activities import send_activities
@@ -50,7 +51,7 @@ class Delivery:
         shared: SharedState,
         settings: Settings,
         clock: Callable[[], float],
-        on_link: Callable[[str, str | None], int] | None = None,
+        on_link: Callable[[str | None, str | None], int] | None = None,
     ) -> None:
         self.client = client
         self.settings = settings
@@ -62,6 +63,7 @@ class Delivery:
     def deliver(self, events: Sequence[StoredEvent]) -> dict[int, Outcome]:
         """Return an outcome for every event id in `events`."""
         outcomes: dict[int, Outcome] = {}
+        naming_failed: set[str] = set()  # ids whose identify or alias here is being retried
         identifies: list[StoredEvent] = []
         aliases: list[StoredEvent] = []
         tracks: list[tuple[StoredEvent, EventMapping, str]] = []
@@ -91,11 +93,18 @@ class Delivery:
         phases: list[tuple[Callable[[Any], dict[int, Outcome]], Sequence[Any]]] = [
             (lambda items: self.identifier.identify(items, self._link), identifies),
             (self._alias, aliases),
-            (self._track, tracks),
+            (lambda items: self._track(items, naming_failed), tracks),
         ]
         for handler, items in phases:
             if not items or interrupted is not None:
                 continue
+            naming_failed.update(
+                v
+                for s in (*identifies, *aliases)
+                if outcomes.get(s.id, OK).status == RETRY
+                for v in (s.event.user_id, s.event.anonymous_id)
+                if v
+            )
             try:
                 outcomes.update(handler(items))
             except (Retryable, TooLarge) as exc:
@@ -126,11 +135,15 @@ class Delivery:
         return {i: o for i, o in outcomes.items() if i not in extra}
 
     def _link(self, anonymous_id: str | None, user_id: str | None) -> None:
-        """An identify or alias tied an anonymousId to a user: release its held events."""
-        if anonymous_id and self.on_link is not None:
+        """An identify or alias named a visitor: release its held events (by either id).
+
+        Held by userId too: a track whose identify in the same batch failed for a moment waits
+        held, and the identify's retry releases it.
+        """
+        if (anonymous_id or user_id) and self.on_link is not None:
             released = self.on_link(anonymous_id, user_id)
             if released:
-                logger.info("released %d held events of an anonymous visitor", released)
+                logger.info("released %d held events of a visitor just named", released)
 
     def _alias(self, aliases: Sequence[StoredEvent]) -> dict[int, Outcome]:
         """alias: point previousId at userId's lead (when known) and release held events."""
@@ -174,7 +187,11 @@ class Delivery:
             extra = {s.id: failed(exc) for s in enabled if self.extras.wants(s.event.payload)}
         return {i: combine(outcomes.get(i), o) for i, o in extra.items()}
 
-    def _track(self, tracks: Sequence[tuple[StoredEvent, EventMapping, str]]) -> dict[int, Outcome]:
+    def _track(
+        self,
+        tracks: Sequence[tuple[StoredEvent, EventMapping, str]],
+        naming_failed: set[str] = frozenset(),  # type: ignore[assignment]
+    ) -> dict[int, Outcome]:
         """track/page: resolve leads, build activities, send ≤ 300 a call.
 
         A 1004 on a cached lead id forgets the cache entry and answers `LeadMoved`, which the
@@ -191,6 +208,9 @@ class Delivery:
             if result.lead_id is None:
                 if result.error is not None:
                     outcomes[stored.id] = failed(result.error)
+                elif {stored.event.user_id, stored.event.anonymous_id} & naming_failed:
+                    pending = IdentifyPending("the identify naming this visitor is being retried")
+                    outcomes[stored.id] = failed(pending)
                 else:  # wait for a binding (identify, alias, form fill); never a dead letter
                     outcomes[stored.id] = Outcome(HELD, result.reason)
                 continue

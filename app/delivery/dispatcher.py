@@ -38,7 +38,9 @@ from app.delivery.reshape import BatchLimit
 from app.delivery.reshape import final
 from app.delivery.reshape import split
 from app.delivery.reshape import split_refused
+from app.marketo.errors import Busy
 from app.marketo.errors import CredentialsRejected
+from app.marketo.errors import LimiterBusy
 from app.marketo.errors import MarketoError
 from app.marketo.errors import Retryable
 from app.marketo.errors import Transient
@@ -56,7 +58,7 @@ logger = logging.getLogger(__name__)
 
 #: A claim lasts this long unless renewed (`app.outbox.leases`): a crashed worker's events are
 #: claimable again within it.
-DEFAULT_LEASE_S = 10.0
+DEFAULT_LEASE_S = 6.0
 #: Idle poll interval when nothing is due.
 IDLE_POLL_S = 0.25
 #: While a partial batch lingers, claim again this often to fill it.
@@ -361,7 +363,8 @@ class Dispatcher:
             self._note_error(error)
         action = getattr(error, "action", Action.BACK_OFF)
         if action in (Action.RESEND_NOW, Action.SPLIT, Action.DEAD):
-            action = Action.BACK_OFF  # its immediate resend is spent (see `_deliver`)
+            # Its immediate resend is spent (see `_deliver`): what now, the error may say.
+            action = getattr(error, "after_resend", Action.BACK_OFF)
         retry_after = getattr(error, "retry_after", None)
         if action is Action.PARK:
             retry_after = self._park_until(error, now, settings) - now
@@ -382,6 +385,8 @@ class Dispatcher:
         return now + QUOTA_PROBE_S if since_reset < QUOTA_RESET_TOLERANCE_S else resets
 
     def _note_error(self, error: Exception) -> None:
+        if isinstance(error, Busy | LimiterBusy):
+            return  # waiting for another worker or for the budget is normal, not an error
         code = getattr(error, "marketo_code", "") or ""
         self._note(code, str(error), type(error).__name__)
 

@@ -117,7 +117,7 @@ class Engine:
         """Return the deliver callable for the settings in force."""
         return self._parts()[1].deliver
 
-    def _release(self, anonymous_id: str, user_id: str | None) -> int:
+    def _release(self, anonymous_id: str | None, user_id: str | None) -> int:
         return self.store.release_held(anonymous_id, user_id, self.clock())
 
     def maintain(self, now: float) -> None:

@@ -184,17 +184,24 @@ class LeadResolver:
         create = self.settings.create_leads if create is None else create
         self._cookie_misses = set()
         results: list[Resolution | None] = [None] * len(whos)
-        if self._walk(whos, results, marketo=False) or (
-            create and any(r is None and w.trusted for w, r in zip(whos, results, strict=True))
+        if not (
+            self._walk(whos, results, marketo=False)
+            or (create and any(r is None and w.trusted for w, r in zip(whos, results, strict=True)))
         ):
-            # Single-flight across processes, so two workers never create one lead twice; the
-            # lock dies with its holder (flock / advisory lock), so a killed worker blocks no one.
-            with self.shared.exclusive(LOCK_NAME) as held:
-                if not held:
-                    raise Busy("another worker is resolving leads")
-                self._walk(whos, results, marketo=True)
-                if create:
-                    self._create(whos, results)
+            return self._settled(whos, results)
+        # Single-flight across processes, so two workers never create one lead twice; the lock
+        # dies with its holder (flock / advisory lock), so a killed worker blocks no one. What
+        # was found is cached before the lock goes, so the next holder finds it in the cache.
+        with self.shared.exclusive(LOCK_NAME) as held:
+            if not held:
+                raise Busy("another worker is resolving leads")
+            self._walk(whos, results, marketo=True)
+            if create:
+                self._create(whos, results)
+            return self._settled(whos, results)
+
+    def _settled(self, whos: Sequence[Who], results: list[Resolution | None]) -> list[Resolution]:
+        """Name why a lead was not found, and cache what trusted events found."""
         out: list[Resolution] = []
         for who, result in zip(whos, results, strict=True):
             if result is None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from app.marketo.errors import MarketoError
 from app.marketo.errors import Retryable
 from app.marketo.errors import TooLarge
+from app.retry import Action
 
 DELIVERED = "delivered"
 DROPPED = "dropped"
@@ -31,6 +32,18 @@ class Outcome:
 
 
 OK = Outcome(DELIVERED)
+
+
+class IdentifyPending(Retryable):
+    """The identify or alias that names this event's visitor is in the same batch and failed for
+    now: resend with it at once; if that fails too, wait (uncharged) rather than hold."""
+
+    action = Action.RESEND_NOW
+    after_resend = Action.WAIT
+
+    def __init__(self, message: str, *, retry_after: float = 5.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def failed(error: MarketoError) -> Outcome:

@@ -33,6 +33,22 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
+# `flask status` shows the last error for this long; an older one no longer describes the present.
+LAST_ERROR_SHOWN_S = 3600.0
+
+
+def shown_error(error: dict[str, Any] | None, now: float) -> dict[str, Any] | None:
+    """Return the last error with an ISO time and its age, or None once it is an hour old."""
+    if not error:
+        return None
+    at = error.get("at")
+    if not isinstance(at, int | float):
+        return dict(error)
+    if now - at > LAST_ERROR_SHOWN_S:
+        return None
+    return {**error, "at": iso(at), "age_s": round(max(0.0, now - at), 1)}
+
+
 def marketo_status(
     settings: Settings, shared: SharedState, token_age: float | None, now: float
 ) -> dict[str, Any]:
@@ -51,7 +67,7 @@ def marketo_status(
             "in_flight": view.in_flight,
             "concurrency": budget.concurrency,
             "token_age_s": None if token_age is None else round(token_age, 1),
-            "last_error": shared.last_error(),
+            "last_error": shown_error(shared.last_error(), now),
             "credentials": settings.has_credentials,
             # Server events whose identifiers named two different leads (SPEC §5.4, README).
             "identity_conflicts": shared.counters().get(IDENTITY_CONFLICT, 0),

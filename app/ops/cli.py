@@ -12,6 +12,7 @@ from flask.cli import with_appcontext
 
 from app.cli.common import echo_json
 from app.cli.common import fail
+from app.delivery.status import iso
 from app.ops.status import build_status
 from app.ops.status import format_status
 from app.outbox import get_store
@@ -43,7 +44,7 @@ def _summary(item: StoredEvent) -> dict:
         "type": item.event.type,
         "messageId": item.event.message_id,
         "attempts": item.attempts,
-        "updated_at": item.updated_at,
+        "updated_at": iso(item.updated_at),
     }
 
 
@@ -75,10 +76,12 @@ def list_command(reason: str | None, limit: int, as_json: bool) -> None:
         return
     if not items:
         click.echo("no dead letters")
+        return
+    click.echo(f"{'ID':>8}  {'REASON':<24} {'TYPE':<9} {'UPDATED':<20}  MESSAGE ID  DETAIL")
     for item in items:
         click.echo(
             f"{item['id']:>8}  {item['reason'] or '-':<24} {item['type']:<9}"
-            f" {item['messageId']}  {item['detail'] or ''}"
+            f" {item['updated_at']:<20}  {item['messageId']}  {item['detail'] or ''}".rstrip()
         )
 
 

@@ -11,6 +11,7 @@ KEY_HELP: dict[str, str] = {
     "identity_url": "token endpoint base; default {rest_base_url}/identity",
     "api_private_key": "Munchkin API private key, only for the associateLead hash",
     "secret_key": "signs identity tokens (env GATEWAY_SECRET_KEY wins)",
+    "metrics_token": "bearer token /metrics requires when set (env GATEWAY_METRICS_TOKEN wins)",
     "identify_mode": "browser identify: form, associate_lead or off",
     "form_id": "Forms 2.0 form submitted in the background on identify",
     "form_base_url": "where forms2 loads from, e.g. //app-ab12.marketo.com",

@@ -157,6 +157,7 @@ class Settings:
     identity_url: str = ""
     api_private_key: str | None = None
     secret_key: str | None = None
+    metrics_token: str | None = None
     identify_mode: str = "off"
     form_id: int | None = None
     form_base_url: str | None = None

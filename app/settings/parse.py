@@ -48,6 +48,7 @@ def parse(raw: dict) -> Settings:
         identity_url=identity,
         api_private_key=raw.get("api_private_key"),
         secret_key=raw.get("secret_key"),
+        metrics_token=raw.get("metrics_token") or None,
         identify_mode=mode,
         form_id=raw.get("form_id"),
         form_base_url=form_base.rstrip("/") if form_base else None,

@@ -56,6 +56,9 @@ INTAKE_BOUNDS: dict[str, tuple[float, float, type]] = {
     "proxy_hops": (0, 10, int),
 }
 
+# A bearer token short enough to guess is no guard for /metrics.
+MIN_METRICS_TOKEN = 16
+
 TOP_LEVEL_KEYS = frozenset(
     {
         "public_url",
@@ -91,6 +94,7 @@ TOP_LEVEL_KEYS = frozenset(
         "limits",
         "intake",
         "store_url",
+        "metrics_token",
     }
 )
 
@@ -252,6 +256,9 @@ def _check_marketo(p: _Problems, raw: dict) -> None:
         _check_str(p, raw, key, HTTP_URL_RE, "must be an http(s):// URL")
     for key in ("client_id", "client_secret", "api_private_key", "secret_key", "lead_partition"):
         _check_str(p, raw, key, None, "")
+    token = raw.get("metrics_token")
+    if token is not None and (not isinstance(token, str) or len(token) < MIN_METRICS_TOKEN):
+        p.add("metrics_token", f"must be a string of at least {MIN_METRICS_TOKEN} characters")
     options = raw.get("munchkin_options", {})
     if not isinstance(options, dict):
         p.add("munchkin_options", "must be an object")

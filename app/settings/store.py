@@ -32,9 +32,10 @@ ENV_OVERRIDES = {
     "MARKETO_PRIVATE_KEY": "api_private_key",
     "GATEWAY_SECRET_KEY": "secret_key",
     "GATEWAY_STORE_URL": "store_url",
+    "GATEWAY_METRICS_TOKEN": "metrics_token",
 }
 
-SECRET_KEYS = ("client_secret", "api_private_key", "secret_key")
+SECRET_KEYS = ("client_secret", "api_private_key", "secret_key", "metrics_token")
 
 MASK = "********"
 

@@ -147,3 +147,15 @@ def test_attribute_payload_uses_api_names_and_types(delivery) -> None:
     sent = json.loads(call.body)["input"][0]
     assert {"apiName": "price", "value": 49.9} in sent["attributes"]
     assert {"apiName": "trialDays", "value": 7} in sent["attributes"]
+
+
+def test_a_track_whose_identify_fails_for_a_moment_goes_with_its_retry(delivery) -> None:
+    """Identify and track in one batch, the identify refused once (601): both land, none held."""
+    delivery.configure(lead_fields={"user_id": None, "anonymous_id": None})
+    delivery.fake.script("/rest/v1/leads.json", {"code": "601", "method": "POST"})
+    delivery.add("identify", userId="u_81", traits={"email": "ann.lee@example.com"})
+    track = delivery.add("track", userId="u_81", event="Signed Up", properties={"plan": "pro"})
+    delivery.drain()
+    assert delivery.state_of(track) == ("delivered", None)
+    (lead_id,) = delivery.fake.leads
+    assert [a["leadId"] for a in delivery.fake.activities] == [lead_id]

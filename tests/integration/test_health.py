@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
+import tomllib
+
+from app.version import __version__
+from tests.fixtures_intake import REPO
 
 
 def test_healthz_answers_while_the_process_is_up(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok"}
+    assert response.get_json() == {"status": "ok", "version": __version__}
 
 
 def test_readyz_is_ready_with_valid_settings(client):
@@ -60,3 +65,19 @@ def test_gateway_starts_with_an_unreachable_store_and_readyz_names_it(tmp_path, 
     response = client.get("/readyz")
     assert response.status_code == 503
     assert "store" in response.get_json()["failures"]
+
+
+def test_one_version_is_shared_by_package_browser_library_healthz_and_cli(client, runner):
+    """pyproject reads app/version.py, gateway.js says the same, and both probes print it."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert project["project"]["dynamic"] == ["version"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {
+        "attr": "app.version.__version__"
+    }
+    [library] = re.findall(r"var VERSION = '([^']+)';", (REPO / "static/gateway.js").read_text())
+    assert library == __version__
+    assert client.get("/healthz").get_json()["version"] == __version__
+    printed = runner.invoke(args=["gateway", "version"])
+    assert printed.exit_code == 0 and printed.output == f"marketo-gateway {__version__}\n"
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    assert f"## {__version__}" in changelog  # every release has its entry

@@ -19,13 +19,20 @@ from tests.fixtures_intake import free_port
 class Node:
     """A `gunicorn tests.multinode.wsgi:app` process group on a free loopback port."""
 
-    def __init__(self, settings_path: Path, log_path: Path, lease_s: float, threads: int = 4):
+    def __init__(
+        self,
+        settings_path: Path,
+        log_path: Path,
+        lease_s: float,
+        threads: int = 4,
+        dispatcher: bool = True,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
             **os.environ,
             "GATEWAY_SETTINGS": str(settings_path),
-            "GATEWAY_EMBEDDED_WORKER": "1",
+            "GATEWAY_EMBEDDED_WORKER": "1" if dispatcher else "0",
             "GATEWAY_TEST_LEASE_S": str(lease_s),
         }
         self._log = log_path.open("wb")
