@@ -95,4 +95,15 @@ POSTGRES_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             " WHERE state = 'dead'",
         ),
     ),
+    # The operator console's indexes, as SQLite's step (app/outbox/recent.py).
+    (
+        "console",
+        (
+            "CREATE INDEX IF NOT EXISTS events_recent ON events (state, updated_at, received_at)",
+            "CREATE INDEX IF NOT EXISTS events_user ON events (user_id) WHERE user_id IS NOT NULL",
+            "CREATE INDEX IF NOT EXISTS events_anonymous ON events (anonymous_id)"
+            " WHERE anonymous_id IS NOT NULL",
+            "CREATE INDEX IF NOT EXISTS events_message ON events (message_id)",
+        ),
+    ),
 )

@@ -122,10 +122,22 @@ INTAKE_PAGES = (
     "DROP INDEX IF EXISTS dedupe_age",
 )
 
+# The operator console (app/console): live events filtered by visitor or messageId, and the
+# last hour per minute. events_recent grows at its right edge per state (updated_at only rises),
+# the identifier indexes cost one B-tree page each per insert; see app/outbox/recent.py.
+CONSOLE = (
+    "CREATE INDEX IF NOT EXISTS events_recent ON events (state, updated_at, received_at)",
+    "CREATE INDEX IF NOT EXISTS events_user ON events (user_id) WHERE user_id IS NOT NULL",
+    """CREATE INDEX IF NOT EXISTS events_anonymous ON events (anonymous_id)
+    WHERE anonymous_id IS NOT NULL""",
+    "CREATE INDEX IF NOT EXISTS events_message ON events (message_id)",
+)
+
 # (name, statements) per step, oldest first; append only.
 SQLITE_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("outbox", OUTBOX),
     ("shared_state", SHARED_STATE),
     ("intake_indexes", INTAKE_INDEXES),
     ("intake_pages", INTAKE_PAGES),
+    ("console", CONSOLE),
 )
