@@ -17,16 +17,18 @@ from app.http import IpRateLimiter
 
 console = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")
 
+init_auth(console)
+
 #: Sign-in attempts one address may make: 10 a minute, then it waits.
 SIGN_IN_RULE = (10, 60.0)
 
 
 def init_app(app: Flask) -> None:
     """Register the console blueprint, its session cookie and its sign-in rate limiter."""
-    from app.console import pages  # noqa: F401  (registers the routes on the blueprint)
-
     app.session_interface = ConsoleSessionInterface()
     clock = app.config.get("CLOCK") or time.monotonic
     app.extensions["console_sign_in_limiter"] = IpRateLimiter(clock)
-    init_auth(console)
     app.register_blueprint(console)
+
+
+from app.console import pages  # noqa: E402, F401  (registers the routes on the blueprint)
