@@ -129,6 +129,7 @@ def time_pages(db: Path, runs: int) -> list[tuple[str, float, float]]:
         "/console/events?state=dropped",
         "/console/events?state=dead",
         "/console/events?state=held",
+        "/console/events?state=pending",
         f"/console/events/{dead_id}",
         "/console/dead-letters",
         "/console/dead-letters?reason=marketo_1006",

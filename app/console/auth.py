@@ -12,6 +12,7 @@ from flask import Blueprint
 from flask import Flask
 from flask import abort
 from flask import current_app
+from flask import has_request_context
 from flask import redirect
 from flask import request
 from flask import session
@@ -182,7 +183,7 @@ def init_auth(bp: Blueprint) -> None:
 
     @bp.app_context_processor
     def _inject() -> dict[str, Any]:
-        if not request.path.startswith("/console"):
+        if not has_request_context() or not request.path.startswith("/console"):
             return {}
         return {
             "csrf_token": csrf_token,

@@ -2,9 +2,9 @@
 
 Both backends share the SQL; `mark` is the backend's placeholder (`?` or `%s`). Every query
 is answered from an index added by the `console` schema step, so none reads the whole table:
-identifier filters walk events_user / events_anonymous / events_message, a state filter walks
-events_recent (state, updated_at, received_at) newest first, and the chart reads that index
-alone for the last hour.
+identifier filters walk events_user / events_anonymous / events_message, a finished-state
+filter walks events_recent (state, updated_at, received_at) newest first (open and held states
+read events_due / events_held), and the chart reads those indexes for the last hour.
 """
 
 from __future__ import annotations
@@ -27,10 +27,23 @@ ALL_STATES = tuple(s.value for s in State)
 MAX_LIMIT = 200
 
 
+#: States whose rows events_recent holds (a partial index, so the open-event queries of
+#: intake and delivery keep their own indexes); the open ones, which events_due holds.
+FINAL_STATES = ("delivered", "dropped", "dead")
+OPEN_STATES = ("pending", "in_flight")
+
+
+def _in(states: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{s}'" for s in states) + ")"
+
+
 def recent_query(
     columns: str, filters: Mapping[str, str | None], limit: int, mark: str
 ) -> tuple[str, tuple[Any, ...]]:
     """Return (SQL, args) for the newest events matching every given filter.
+
+    A state filter repeats the partial index's condition (`state IN (...)`) so the planner can
+    use it: SQLite does not infer `state IN (...)` from `state = ?`.
 
     :raises ValueError: an unknown filter or state.
     """
@@ -43,11 +56,13 @@ def recent_query(
         if name == "state":
             if value not in ALL_STATES:
                 raise ValueError(f"unknown state {value!r}")
+            group = FINAL_STATES if value in FINAL_STATES else OPEN_STATES
+            if value in group:
+                where.append(f"state IN {_in(group)}")
             where.append(f"state = {mark}")
             order = "updated_at DESC"
         elif name in FILTER_COLUMNS:
             where.append(f"{FILTER_COLUMNS[name]} = {mark}")
-            order = "id DESC"
         else:
             raise ValueError(f"unknown filter {name!r}")
         args.append(value)
@@ -60,24 +75,35 @@ def recent_query(
 
 
 def activity_queries(since: float, mark: str, minute: str) -> list[tuple[str, tuple[Any, ...]]]:
-    """Return the two per-minute queries: outcomes by update time, arrivals by receive time.
+    """Return the per-minute queries: outcomes by update time, arrivals by receive time.
 
     `minute` is the backend's expression turning a column into a whole minute number
-    (`{col}` is replaced). Both read events_recent only: every row received or finished since
-    `since` was updated since then, and the state IN list lets the index's leading column be used.
+    (`{col}` is replaced). Finished rows come from events_recent (a row received since `since`
+    was also updated since then), open ones from events_due, held ones from events_held.
     """
-    states = ", ".join(f"'{s}'" for s in ALL_STATES)
+    by_update, by_arrival = minute.format(col="updated_at"), minute.format(col="received_at")
     outcomes = (
-        f"SELECT state, {minute.format(col='updated_at')} AS m, COUNT(*) FROM events"
-        f" WHERE state IN ('delivered', 'dropped', 'dead') AND updated_at >= {mark}"
-        " GROUP BY state, m"
+        f"SELECT state, {by_update} AS m, COUNT(*) FROM events"
+        f" WHERE state IN {_in(FINAL_STATES)} AND updated_at >= {mark} GROUP BY state, m"
     )
-    arrivals = (
-        f"SELECT 'received', {minute.format(col='received_at')} AS m, COUNT(*) FROM events"
-        f" WHERE state IN ({states}) AND updated_at >= {mark} AND received_at >= {mark}"
-        " GROUP BY m"
+    finished = (
+        f"SELECT 'received', {by_arrival} AS m, COUNT(*) FROM events WHERE state IN"
+        f" {_in(FINAL_STATES)} AND updated_at >= {mark} AND received_at >= {mark} GROUP BY m"
     )
-    return [(outcomes, (since,)), (arrivals, (since, since))]
+    still_open = (
+        f"SELECT 'received', {by_arrival} AS m, COUNT(*) FROM events"
+        f" WHERE state IN {_in(OPEN_STATES)} AND received_at >= {mark} GROUP BY m"
+    )
+    held = (
+        f"SELECT 'received', {by_arrival} AS m, COUNT(*) FROM events"
+        f" WHERE state = 'held' AND received_at >= {mark} GROUP BY m"
+    )
+    return [
+        (outcomes, (since,)),
+        (finished, (since, since)),
+        (still_open, (since,)),
+        (held, (since,)),
+    ]
 
 
 def activity_series(

@@ -99,7 +99,8 @@ POSTGRES_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "console",
         (
-            "CREATE INDEX IF NOT EXISTS events_recent ON events (state, updated_at, received_at)",
+            "CREATE INDEX IF NOT EXISTS events_recent ON events (state, updated_at, received_at)"
+            " WHERE state IN ('delivered', 'dropped', 'dead')",
             "CREATE INDEX IF NOT EXISTS events_user ON events (user_id) WHERE user_id IS NOT NULL",
             "CREATE INDEX IF NOT EXISTS events_anonymous ON events (anonymous_id)"
             " WHERE anonymous_id IS NOT NULL",

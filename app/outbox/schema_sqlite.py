@@ -123,10 +123,12 @@ INTAKE_PAGES = (
 )
 
 # The operator console (app/console): live events filtered by visitor or messageId, and the
-# last hour per minute. events_recent grows at its right edge per state (updated_at only rises),
+# last hour per minute. events_recent (finished rows only, so claims and counts keep events_due)
+# grows at its right edge per state (updated_at only rises),
 # the identifier indexes cost one B-tree page each per insert; see app/outbox/recent.py.
 CONSOLE = (
-    "CREATE INDEX IF NOT EXISTS events_recent ON events (state, updated_at, received_at)",
+    "CREATE INDEX IF NOT EXISTS events_recent ON events (state, updated_at, received_at)"
+    " WHERE state IN ('delivered', 'dropped', 'dead')",
     "CREATE INDEX IF NOT EXISTS events_user ON events (user_id) WHERE user_id IS NOT NULL",
     """CREATE INDEX IF NOT EXISTS events_anonymous ON events (anonymous_id)
     WHERE anonymous_id IS NOT NULL""",
