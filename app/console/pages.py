@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -30,6 +31,10 @@ from app.ops.status import build_status
 from app.outbox import get_store
 from app.outbox.recent import ALL_STATES
 from app.settings import Settings
+from app.settings import SettingsFileError
+from app.settings import masked
+from app.settings import settings_holder
+from app.settings import validate
 
 log = logging.getLogger(__name__)
 
@@ -191,10 +196,13 @@ def dead_letter_action(action: str) -> Response | str:
     if raw_id and not raw_id.isdigit():
         abort(400, description="id must be an event id")
     ids = [int(raw_id)] if raw_id else None
-    if ids is None and reason is None:
-        abort(400, description="name one dead letter (id) or a reason")
+    every = request.form.get("all") == "yes" and ids is None and reason is None
+    if ids is None and reason is None and not every:
+        abort(400, description="name one dead letter (id), a reason, or all")
     if request.form.get("confirm") != "yes":
-        return render_template("console/confirm.html", action=action, id=raw_id, reason=reason)
+        return render_template(
+            "console/confirm.html", action=action, id=raw_id, reason=reason, every=every
+        )
     store = get_store(current_app)
     if action == "replay":
         n = store.replay(ids, None if ids else reason, time.time())
@@ -220,4 +228,18 @@ def install() -> str:
         for k in settings.keys
         if k.kind == "browser"
     ]
-    return render_template("console/install.html", keys=keys, gateway_url=gateway_url)
+    holder = settings_holder(current_app)
+    try:
+        raw = holder.raw()
+        problems = holder.public(validate(raw))
+        shown = json.dumps(masked(raw), indent=2, sort_keys=True, default=str)
+    except SettingsFileError as exc:
+        problems, shown = holder.public([str(exc)]), ""
+    return render_template(
+        "console/install.html",
+        keys=keys,
+        gateway_url=gateway_url,
+        problems=problems,
+        settings_text=_blank(shown, _secrets(settings)),
+        credentials=settings.has_credentials,
+    )

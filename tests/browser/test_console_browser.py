@@ -62,7 +62,8 @@ def track(url: str, **fields) -> None:
 def test_operator_signs_in_watches_events_and_replays_a_dead_letter(
     chromium, console_gateway, tmp_path: Path
 ):
-    """Sign in, see the overview counts, watch live events arrive, open one, replay a dead one."""
+    """Sign in, see the overview counts, watch live events arrive, open one, replay a dead one,
+    copy the snippet."""
     url, app = console_gateway
     for i in range(4):
         track(url, messageId=f"m-{i}", userId=f"user-{i}")
@@ -71,7 +72,7 @@ def test_operator_signs_in_watches_events_and_replays_a_dead_letter(
     [dead] = store.claim(1, 60, time.time())
     store.dead([dead.id], "marketo_1006", time.time(), detail="field planTier not found")
 
-    context = chromium.new_context()
+    context = chromium.new_context(permissions=["clipboard-read", "clipboard-write"])
     page = context.new_page()
     dialogs: list[str] = []
     errors: list[str] = []
@@ -104,6 +105,7 @@ def test_operator_signs_in_watches_events_and_replays_a_dead_letter(
         # a new event appears without reloading (auto-refresh)
         track(url, messageId="m-late", event="Late", userId="late-user")
         page.wait_for_selector("#event-rows >> text=late-user")
+        page.screenshot(path=str(shots / "events.png"), full_page=True)
         page.fill("input[name=userId]", "user-2")
         page.click("form.filters button[type=submit]")
         page.wait_for_function("document.querySelectorAll('#event-rows tr').length === 1")
@@ -118,6 +120,12 @@ def test_operator_signs_in_watches_events_and_replays_a_dead_letter(
         page.wait_for_selector(".flash")
         assert "Replayed 1 dead letter" in page.inner_text(".flash")
         assert store.get(dead.id).state.value == "pending"
+
+        page.click("text=Install")
+        page.click("button.copy")
+        page.wait_for_selector("button.copy >> text=Copied")
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert copied.startswith("<script") and "/v1/loader.js?k=bk_test_browser_key" in copied
         assert dialogs == [] and errors == []
     finally:
         context.close()

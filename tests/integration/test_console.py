@@ -269,10 +269,41 @@ def test_dead_letters_grouped_replay_and_purge_with_confirmation(admin, store):
 
 
 def test_install_shows_each_browser_keys_snippet(admin):
-    """Install lists the browser key's ready snippet (escaped) with a copy button."""
+    """Install lists the browser key's ready snippet (escaped) with a copy button, the masked
+    settings and what `config validate` says."""
     html = admin.get("/console/install").text
     assert f"https://gw.example.com/v1/loader.js?k={BROWSER_KEY}" in html
     assert "&lt;script" in html and 'class="copy"' in html
+    assert 'id="settings-valid"' in html and "123-ABC-456" in html
+
+
+def test_install_reports_settings_problems(admin, settings_path):
+    """A settings problem `config validate` would print shows on the install page."""
+    import json
+
+    document = json.loads(settings_path.read_text())
+    document["limits"] = {"calls_per_20s": -1}
+    settings_path.write_text(json.dumps(document))
+    html = admin.get("/console/install").text
+    assert "limits.calls_per_20s" in html and 'id="settings-valid"' not in html
+
+
+def test_replay_all_dead_letters_after_confirmation(admin, store):
+    """Replay every dead letter: asked first, then all move back to pending."""
+    for i in range(2):
+        send_track(admin, messageId=f"all-{i}")
+    claimed = store.claim(2, 60, time.time())
+    store.dead([claimed[0].id], "marketo_1006", time.time())
+    store.dead([claimed[1].id], "retries_exhausted", time.time())
+    token = csrf_of(admin.get("/console/dead-letters").text)
+    ask = admin.post("/console/dead-letters/replay", data={"csrf_token": token, "all": "yes"})
+    assert "every dead letter?" in ask.text
+    assert store.recent({"state": "dead"}) != []
+    done = admin.post(
+        "/console/dead-letters/replay", data={"csrf_token": token, "all": "yes", "confirm": "yes"}
+    )
+    assert done.status_code == 302
+    assert store.recent({"state": "dead"}) == []
 
 
 def test_sign_out_ends_the_session(admin):
