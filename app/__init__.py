@@ -22,6 +22,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     from app import browser
     from app import cli
+    from app import console
     from app import delivery
     from app import health
     from app import http
@@ -55,5 +56,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     ops.init_app(app)
     lists_api.init_app(app)
     delivery.init_app(app)
+    console.init_app(app)
     cli.guard(app)
     return app

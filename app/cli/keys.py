@@ -18,7 +18,7 @@ keys_cli = AppGroup("keys", help="Create, list and revoke the keys sites and ser
 
 
 @keys_cli.command("create")
-@click.option("--kind", type=click.Choice(["browser", "server"]), required=True)
+@click.option("--kind", type=click.Choice(["browser", "server", "admin"]), required=True)
 @click.option("--origin", "origins", multiple=True, help="Allowed origin, repeatable.")
 @click.option("--label", default="", help="A note for operators.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -28,10 +28,10 @@ keys_cli = AppGroup("keys", help="Create, list and revoke the keys sites and ser
 def create_command(
     kind: str, origins: tuple[str, ...], label: str, as_json: bool, quiet: bool
 ) -> None:
-    """Create a key; a server key's secret is printed once and stored only as a hash."""
+    """Create a key; a server or admin (console sign-in) secret is printed once, kept hashed."""
     if kind == "browser" and not origins:
         fail("a browser key needs at least one --origin, e.g. --origin https://www.example.com")
-    if kind == "server" and origins:
+    if kind != "browser" and origins:
         fail("--origin is for browser keys only")
     made: dict = {}
 
@@ -44,8 +44,8 @@ def create_command(
         echo_json({"id": entry["id"], "kind": kind, "key": value})
     elif quiet:
         click.echo(value)
-    elif kind == "server":
-        click.echo(f"created server key {entry['id']}")
+    elif kind in ("server", "admin"):
+        click.echo(f"created {kind} key {entry['id']}")
         click.echo(f"secret (shown once, store it now): {value}")
     else:
         click.echo(f"created browser key {entry['id']}: {value}")

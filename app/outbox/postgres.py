@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -22,6 +23,8 @@ from app.outbox import migrations
 from app.outbox.leader_commit import GroupCommitter
 from app.outbox.pg_pool import lend
 from app.outbox.pg_pool import open_pool
+from app.outbox.recent import activity_series
+from app.outbox.recent import recent_query
 from app.outbox.store import VISITOR_FREE
 from app.outbox.store import Event
 from app.outbox.store import Routed
@@ -301,6 +304,35 @@ class PostgresStore:
         if reason is None:
             return self._update(sql, (now, now))
         return self._update(sql + " AND reason = %s", (now, now, reason))
+
+    # operator console (app/outbox/recent.py)
+
+    def recent(self, filters: Mapping[str, str | None], limit: int = 50) -> list[StoredEvent]:
+        """Return the newest events matching the filters (userId, anonymousId, messageId, state)."""
+        cleaned = {k: _text(v) for k, v in filters.items()}
+        sql, args = recent_query(COLUMNS, cleaned, limit, "%s")
+        with self._conn() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        return [_stored(r) for r in rows]
+
+    def activity(self, since: float) -> dict[str, dict[int, int]]:
+        """Return per-minute received / delivered / dropped / dead counts since `since`."""
+        with self._conn() as conn:
+            return activity_series(
+                lambda sql, args: conn.execute(sql, args).fetchall(),
+                since,
+                "%s",
+                "floor({col} / 60)::bigint",
+            )
+
+    def purge(self, ids: Sequence[int] | None, reason: str | None) -> int:
+        """Delete dead events (these ids, or this reason, or all when both are None)."""
+        sql = "DELETE FROM events WHERE state = 'dead'"
+        if ids is not None:
+            return self._update(sql + " AND id = ANY(%s)", (list(ids),))
+        if reason is not None:
+            return self._update(sql + " AND reason = %s", (reason,))
+        return self._update(sql, ())
 
     def purge_dead(self, before: float) -> int:
         """Delete dead events last updated before `before`; return how many."""

@@ -105,4 +105,15 @@ POSTGRES_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             " WHERE state = 'in_flight'",
         ),
     ),
+    # The operator console's indexes, as SQLite's step (app/outbox/recent.py).
+    (
+        "console",
+        (
+            "CREATE INDEX IF NOT EXISTS events_recent ON events (state, updated_at, received_at)"
+            " WHERE state IN ('delivered', 'dropped', 'dead')",
+            "CREATE INDEX IF NOT EXISTS events_user ON events (user_id) WHERE user_id IS NOT NULL",
+            "CREATE INDEX IF NOT EXISTS events_anonymous ON events (anonymous_id)"
+            " WHERE anonymous_id IS NOT NULL",
+        ),
+    ),
 )

@@ -131,6 +131,19 @@ VISITOR_CLAIMS = (
     " WHERE state = 'in_flight'",
 )
 
+# The operator console (app/console): live events filtered by visitor (a messageId filter scans:
+# its index halved intake's headroom, see INTAKE_INDEXES), and the
+# last hour per minute. events_recent (finished rows only, so claims and counts keep events_due)
+# grows at its right edge per state (updated_at only rises),
+# the identifier indexes cost one B-tree page each per insert; see app/outbox/recent.py.
+CONSOLE = (
+    "CREATE INDEX IF NOT EXISTS events_recent ON events (state, updated_at, received_at)"
+    " WHERE state IN ('delivered', 'dropped', 'dead')",
+    "CREATE INDEX IF NOT EXISTS events_user ON events (user_id) WHERE user_id IS NOT NULL",
+    """CREATE INDEX IF NOT EXISTS events_anonymous ON events (anonymous_id)
+    WHERE anonymous_id IS NOT NULL""",
+)
+
 # (name, statements) per step, oldest first; append only.
 SQLITE_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("outbox", OUTBOX),
@@ -138,4 +151,5 @@ SQLITE_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("intake_indexes", INTAKE_INDEXES),
     ("intake_pages", INTAKE_PAGES),
     ("visitor_claims", VISITOR_CLAIMS),
+    ("console", CONSOLE),
 )

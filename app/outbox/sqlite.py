@@ -7,6 +7,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
+from collections.abc import Mapping
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,8 @@ from app.outbox import migrations
 from app.outbox.leader_commit import COMMIT_WAIT_S
 from app.outbox.leader_commit import GroupCommitter
 from app.outbox.process_lock import ProcessLock
+from app.outbox.recent import activity_series
+from app.outbox.recent import recent_query
 from app.outbox.sqlite_sql import BUMP_TOTAL
 from app.outbox.sqlite_sql import CHUNK_ROWS
 from app.outbox.sqlite_sql import COLUMNS
@@ -37,6 +40,7 @@ from app.outbox.sqlite_sql import id_chunks
 from app.outbox.sqlite_sql import insert_events
 from app.outbox.sqlite_sql import marks
 from app.outbox.sqlite_sql import private_file
+from app.outbox.sqlite_sql import purge_dead_sql
 from app.outbox.sqlite_sql import row_to_stored
 from app.outbox.store import VISITOR_FREE
 from app.outbox.store import Routed
@@ -433,6 +437,39 @@ class SqliteStore:
             with self._write() as conn:
                 removed += conn.execute(PRUNE_DELETE, (keys, cutoff)).rowcount
             after = rows[-1][0]
+
+    # operator console (app/outbox/recent.py)
+
+    def recent(self, filters: Mapping[str, str | None], limit: int = 50) -> list[StoredEvent]:
+        """Return the newest events matching the filters (userId, anonymousId, messageId, state)."""
+        sql, args = recent_query(COLUMNS, filters, limit, "?")
+        with self._read() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        return [row_to_stored(r) for r in rows]
+
+    def activity(self, since: float) -> dict[str, dict[int, int]]:
+        """Return per-minute received / delivered / dropped / dead counts since `since`."""
+        with self._read() as conn:
+            return activity_series(
+                lambda sql, args: conn.execute(sql, args).fetchall(),
+                since,
+                "?",
+                "CAST({col} / 60 AS INTEGER)",
+            )
+
+    def purge(self, ids: Sequence[int] | None, reason: str | None) -> int:
+        """Delete dead events (these ids, or this reason, or all when both are None)."""
+        if ids is not None:
+            condition, args = f"id IN ({marks(len(ids))})", tuple(ids)
+        elif reason is not None:
+            condition, args = "reason = ?", (reason,)
+        else:
+            condition, args = "1 = 1", ()
+        if ids is not None and not ids:
+            return 0
+        delete, blank = purge_dead_sql(condition)
+        with self._write() as conn:
+            return conn.execute(delete, args).rowcount + conn.execute(blank, args).rowcount
 
     def counts(self, now: float) -> dict[str, Any]:
         """Return counts by state and reason, and the age of the oldest pending event."""

@@ -82,6 +82,17 @@ _PURGEABLE = "state = 'dead' AND updated_at < ?"
 PURGE_DEAD = f"DELETE FROM events WHERE {_PURGEABLE} AND {_NOT_NEWEST}"
 PURGE_BLANK = f"{_BLANK}{_PURGEABLE} AND {_NEWEST}"
 
+
+def purge_dead_sql(condition: str) -> tuple[str, str]:
+    """Return (delete, blank) statements removing dead events matching `condition` (SQL with
+    placeholders), keeping the newest row as a placeholder as the purges above do."""
+    match = f"state = 'dead' AND ({condition})"
+    return (
+        f"DELETE FROM events WHERE {match} AND {_NOT_NEWEST}",
+        f"{_BLANK}{match} AND {_NEWEST}",
+    )
+
+
 # Expired dedupe keys in key order, a chunk at a time (the dedupe primary key drives the scan).
 PRUNE_FIRST = "SELECT message_id FROM dedupe WHERE received_at < ? ORDER BY message_id LIMIT ?"
 PRUNE_NEXT = (

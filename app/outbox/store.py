@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -165,6 +166,16 @@ class Store(Protocol):
     def replay(self, ids: Sequence[int] | None, reason: str | None, now: float) -> int:
         """Move dead events (these ids, or this reason, or all when both are None) to pending
         with attempts reset; return how many moved."""
+
+    def purge(self, ids: Sequence[int] | None, reason: str | None) -> int:
+        """Delete dead events (these ids, or this reason, or all when both are None)."""
+
+    def recent(self, filters: Mapping[str, str | None], limit: int = 50) -> list[StoredEvent]:
+        """Return the newest events matching every filter (user_id, anonymous_id, message_id,
+        state), through an index (the console's live events)."""
+
+    def activity(self, since: float) -> dict[str, dict[int, int]]:
+        """Return {series: {minute number: count}} since `since` (received, delivered, ...)."""
 
     def purge_dead(self, before: float) -> int:
         """Delete dead events last updated before `before`; return how many."""

@@ -119,7 +119,7 @@ def _now() -> str:
 def create_key(
     raw: dict[str, Any], kind: str, origins: list[str], label: str
 ) -> tuple[dict[str, Any], str]:
-    """Add a source key; return (entry, value to hand out). Server secrets are kept hashed."""
+    """Add a key; return (entry, value to hand out). Server and admin secrets are kept hashed."""
     entry: dict[str, Any] = {
         "id": "key_" + secrets.token_hex(4),
         "kind": kind,
@@ -130,8 +130,8 @@ def create_key(
         value = "bk_" + secrets.token_urlsafe(16)
         entry["key"] = value
         entry["allowed_origins"] = [o.rstrip("/") for o in origins]
-    else:
-        value = "sk_" + secrets.token_urlsafe(32)
+    else:  # server and admin (operator console) keys: a secret kept only as its hash
+        value = ("ak_" if kind == "admin" else "sk_") + secrets.token_urlsafe(32)
         entry["secret_hash"] = hash_secret(value)
     raw.setdefault("keys", []).append(entry)
     return entry, value

@@ -189,6 +189,8 @@ class Settings:
         by_hash = {k.secret_hash: k for k in self.keys if k.kind == "server" and k.secret_hash}
         object.__setattr__(self, "_browser_index", MappingProxyType(by_key))
         object.__setattr__(self, "_server_index", MappingProxyType(by_hash))
+        admins = {k.secret_hash: k for k in self.keys if k.kind == "admin" and k.secret_hash}
+        object.__setattr__(self, "_admin_index", MappingProxyType(admins))
 
     @property
     def has_credentials(self) -> bool:
@@ -211,6 +213,16 @@ class Settings:
             return None
         digest = hash_secret(secret)
         found = self._server_index.get(digest)  # type: ignore[attr-defined]
+        if found is not None and hmac.compare_digest(found.secret_hash or "", digest):
+            return found
+        return None
+
+    def admin_key(self, secret: str | None) -> SourceKey | None:
+        """Return the operator (console) key whose secret hashes to a stored hash."""
+        if not secret:
+            return None
+        digest = hash_secret(secret)
+        found = self._admin_index.get(digest)  # type: ignore[attr-defined]
         if found is not None and hmac.compare_digest(found.secret_hash or "", digest):
             return found
         return None

@@ -217,11 +217,14 @@ def _check_keys(p: _Problems, keys: Any) -> None:
                             f"{path}.allowed_origins",
                             f"{origin!r} is not an origin like https://www.example.com",
                         )
-        elif kind == "server":
+        elif kind in ("server", "admin"):
             if not isinstance(key.get("secret_hash"), str) or ":" not in key["secret_hash"]:
-                p.add(f"{path}.secret_hash", "a server key is stored as 'sha256:<hex>'")
+                p.add(
+                    f"{path}.secret_hash",
+                    f"a{'n' if kind == 'admin' else ''} {kind} key is stored as 'sha256:<hex>'",
+                )
         else:
-            p.add(f"{path}.kind", "must be 'browser' or 'server'")
+            p.add(f"{path}.kind", "must be 'browser', 'server' or 'admin'")
 
 
 def _check_identity(p: _Problems, raw: dict) -> None:

@@ -77,7 +77,10 @@ BAD_SETTINGS = [
         {"keys": [{"id": "a", "kind": "browser", "key": "bk", "allowed_origins": ["example.com"]}]},
         "is not an origin like https://www.example.com",
     ),
-    ({"keys": [{"id": "a", "kind": "robot"}]}, "keys[0].kind: must be 'browser' or 'server'"),
+    (
+        {"keys": [{"id": "a", "kind": "robot"}]},
+        "keys[0].kind: must be 'browser', 'server' or 'admin'",
+    ),
     ({"track_anonymous": "no"}, "track_anonymous: must be true or false"),
     ({"colour": "blue"}, "colour: is not a known setting"),
 ]

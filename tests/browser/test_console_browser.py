@@ -1,0 +1,131 @@
+"""The operator console in real headless Chromium: sign in, overview, live events, replay."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from app import create_app
+from app.lifecycle import close as close_app
+from app.outbox import get_store
+from app.settings import hash_secret
+from tests.browser.conftest import WAIT_S
+from tests.conftest import base_document
+from tests.fixtures_intake import basic_auth
+
+ADMIN_KEY = "ak_browser_test_admin_0123456789"
+HOSTILE = '"><img src=x onerror=alert(1)><script>alert(2)</script>'
+
+
+@pytest.fixture
+def console_gateway(tmp_path: Path):
+    """A gateway with an admin key served on a loopback port; yields (url, app)."""
+    document = base_document()
+    document["keys"].append(
+        {"id": "key_admin", "kind": "admin", "secret_hash": hash_secret(ADMIN_KEY)}
+    )
+    document["store_url"] = f"sqlite:///{tmp_path / 'outbox.db'}"
+    document["events"] = {n: {"activity_type_id": 100001} for n in ("Signed Up", "Late", HOSTILE)}
+    path = tmp_path / "instance" / "settings.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(document))
+    app = create_app(
+        {
+            "TESTING": True,
+            "SETTINGS_PATH": str(path),
+            "GATEWAY_EMBEDDED_WORKER": False,
+            "ENVIRON": {},
+        }
+    )
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="console-http", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", app
+    server.shutdown()
+    server.server_close()
+    close_app(app)
+
+
+def track(url: str, **fields) -> None:
+    """Send one server-side track call over HTTP."""
+    body = {"userId": "u-1", "event": "Signed Up", "properties": {}, **fields}
+    response = requests.post(f"{url}/v1/track", json=body, headers=basic_auth(), timeout=5)
+    assert response.status_code == 200, response.text
+
+
+def test_operator_signs_in_watches_events_and_replays_a_dead_letter(
+    chromium, console_gateway, tmp_path: Path
+):
+    """Sign in, see the overview counts, watch live events arrive, open one, replay a dead one,
+    copy the snippet."""
+    url, app = console_gateway
+    for i in range(4):
+        track(url, messageId=f"m-{i}", userId=f"user-{i}")
+    track(url, messageId="m-hostile", event=HOSTILE, properties={"note": HOSTILE})
+    store = get_store(app)
+    [dead] = store.claim(1, 60, time.time())
+    store.dead([dead.id], "marketo_1006", time.time(), detail="field planTier not found")
+
+    context = chromium.new_context(permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    dialogs: list[str] = []
+    errors: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_default_timeout(WAIT_S * 1000)
+    try:
+        page.goto(f"{url}/console/")
+        assert "/console/sign-in" in page.url
+        page.fill("input[name=key]", "sk_test_server_key_0123456789")
+        page.click("button[type=submit]")
+        assert "not an admin key" in page.inner_text("main")
+        page.fill("input[name=key]", ADMIN_KEY)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#count-pending")
+        assert page.inner_text("#count-pending") == "4"
+        assert page.inner_text("#count-dead") == "1"
+        assert page.locator("svg.chart polyline").count() == 4
+        shots = tmp_path / "screenshots"
+        shots.mkdir()
+        page.screenshot(path=str(shots / "overview.png"), full_page=True)
+        print(f"console screenshots in {shots}")
+
+        page.click("text=Live events")
+        page.wait_for_selector("#event-rows tr")
+        assert page.locator("#event-rows tr").count() == 5
+        # the hostile name shows as text, and nothing ran
+        assert HOSTILE in page.inner_text("#event-rows")
+        assert page.locator("#event-rows img").count() == 0
+        # a new event appears without reloading (auto-refresh)
+        track(url, messageId="m-late", event="Late", userId="late-user")
+        page.wait_for_selector("#event-rows >> text=late-user")
+        page.screenshot(path=str(shots / "events.png"), full_page=True)
+        page.fill("input[name=userId]", "user-2")
+        page.click("form.filters button[type=submit]")
+        page.wait_for_function("document.querySelectorAll('#event-rows tr').length === 1")
+        page.click("#event-rows a")
+        page.wait_for_selector("pre.payload")
+        assert '"messageId": "m-2"' in page.inner_text("pre.payload")
+
+        page.click("text=Dead letters")
+        assert "fix the mapping" in page.inner_text("main")
+        page.click(f"#replay-{dead.id}")
+        page.click("#confirm")
+        page.wait_for_selector(".flash")
+        assert "Replayed 1 dead letter" in page.inner_text(".flash")
+        assert store.get(dead.id).state.value == "pending"
+
+        page.click("text=Install")
+        page.click("button.copy")
+        page.wait_for_selector("button.copy >> text=Copied")
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert copied.startswith("<script") and "/v1/loader.js?k=bk_test_browser_key" in copied
+        assert dialogs == [] and errors == []
+    finally:
+        context.close()
