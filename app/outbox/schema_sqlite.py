@@ -122,10 +122,19 @@ INTAKE_PAGES = (
     "DROP INDEX IF EXISTS dedupe_age",
 )
 
+# Hashed identifiers of forgotten people (app/privacy): later events about them are dropped.
+SUPPRESSIONS = (
+    """CREATE TABLE IF NOT EXISTS suppressions (
+    hash TEXT PRIMARY KEY,
+    created_at REAL NOT NULL
+) WITHOUT ROWID""",
+)
+
 # (name, statements) per step, oldest first; append only.
 SQLITE_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("outbox", OUTBOX),
     ("shared_state", SHARED_STATE),
     ("intake_indexes", INTAKE_INDEXES),
     ("intake_pages", INTAKE_PAGES),
+    ("suppressions", SUPPRESSIONS),
 )
