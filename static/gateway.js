@@ -54,8 +54,8 @@
   const gpc = consent.gpc !== false && navigator.globalPrivacyControl === true;
   let choice;
   const choose = (categories) =>
-    (choice = categories && { ...categories, ...(gpc && { marketing: false }) });
-  choose(attempt(() => JSON.parse(cookie('gw_consent')), noop) || (gpc && {}));
+    (choice = categories || gpc ? { ...categories, ...(gpc && { marketing: false }) } : categories);
+  choose(attempt(() => JSON.parse(cookie('gw_consent')), noop));
   // true: track; false: refused; null: not asked yet (opt_in waits).
   const decision = () =>
     choice
@@ -230,7 +230,6 @@
       waiting.forEach((call) => call());
     } else {
       // The cookies go from the module identify() uses: most visitors never withdraw.
-      anonymousId = uuid();
       extras().then(safe(() => api.dropCookies()));
     }
     waiting = [];
