@@ -31,6 +31,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from app import logsafe
     from app import ops
     from app import outbox
+    from app import privacy
     from app.settings import EXTENSION
     from app.settings import SettingsHolder
 
@@ -55,6 +56,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     browser.init_app(app)
     ops.init_app(app)
     lists_api.init_app(app)
+    privacy.init_app(app)
     delivery.init_app(app)
     console.init_app(app)
     cli.guard(app)

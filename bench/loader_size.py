@@ -26,9 +26,9 @@ from app.settings import parse  # noqa: E402
 # whose commit says why. The goal is 2 KB for what every page view downloads: the loader. The
 # hidden-form and associateLead code and the standard REST -> SOAP field table are in the
 # identify module, which only an identify that needs Marketo fetches (once, then cached).
-LIBRARY_GZIP_BUDGET = 1600  # static/gateway.min.js as served (.ci/build-js)
-LOADER_GZIP_BUDGET = 1824  # the whole loader.js: library + one key's config
-IDENTIFY_GZIP_BUDGET = 1296  # /v1/identify.js: the identify module + the standard field table
+LIBRARY_GZIP_BUDGET = 1824  # static/gateway.min.js as served (.ci/build-js); +consent gating
+LOADER_GZIP_BUDGET = 2048  # the whole loader.js: library + one key's config; at the goal now
+IDENTIFY_GZIP_BUDGET = 1392  # /v1/identify.js: identify module + field table + dropCookies
 GOAL_GZIP = 2048
 
 # A representative site: form identify, one custom trait, the default Munchkin settings.

@@ -11,6 +11,18 @@
   }
   let formReady;
 
+  // Called by gateway.js when the visitor withdraws consent: removes its first-party cookies
+  // and Munchkin's _mkto_trk for the host and every parent domain (an empty domain attribute is
+  // ignored, which removes the host-only cookie).
+  gateway.dropCookies = () => {
+    const parts = location.hostname.split('.');
+    for (const name of ['gw_aid', 'gw_uid', '_mkto_trk']) {
+      [...parts, 0].forEach((_, i) => {
+        document.cookie = name + '=; path=/; max-age=0; domain=' + parts.slice(i).join('.');
+      });
+    }
+  };
+
   // Called by gateway.js with its config and helpers, then identify's own arguments.
   gateway.identifyInMarketo = (config, cookie, later, munchkin, post, warn, safe, loadScript, id, traits, options) => {
     // Resolves to our hidden form once Forms 2.0 has it ready.

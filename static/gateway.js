@@ -25,7 +25,7 @@
 
   // Step aside when the library already runs on this page (the loader was included twice).
   if (stub?.VERSION) {
-    return warn('loaded twice; keeping the first copy');
+    return warn('loaded twice');
   }
 
   const cookie = (name) => {
@@ -43,10 +43,26 @@
       return (c == 'x' ? r : (r & 3) | 8).toString(16);
     });
 
-  const anonymousId = cookie('gw_aid') || uuid();
+  let anonymousId = cookie('gw_aid') || uuid();
   let userId = cookie('gw_uid');
   const setUser = (id) => save('gw_uid', (userId = String(id)));
-  save('gw_aid', anonymousId);
+
+  // Consent (settings `consent`): in opt_in mode nothing runs before the visitor agrees; in
+  // opt_out mode until they decline. The choice ({analytics, marketing}) is kept in gw_consent.
+  // Global Privacy Control is a refusal of marketing in every mode unless the site turns it off.
+  const consent = config.consent || {};
+  const gpc = consent.gpc !== false && navigator.globalPrivacyControl === true;
+  let choice;
+  const choose = (categories) =>
+    (choice = categories || gpc ? { ...categories, ...(gpc && { marketing: false }) } : categories);
+  choose(attempt(() => JSON.parse(cookie('gw_consent')), noop));
+  // true: track; false: refused; null: not asked yet (opt_in waits).
+  const decision = () =>
+    choice
+      ? (consent.required || ['marketing']).every((name) => choice[name] === true)
+      : consent.mode != 'opt_in' || null;
+  // Calls made while the decision is pending, sent in order on consent, dropped on refusal.
+  let waiting = [];
 
   // Resolves true when the script loaded, false when it failed (blocked, offline).
   const loadScript = (src) =>
@@ -64,37 +80,46 @@
     fetch(config.url + '/v1/' + path, { method: 'POST', body, keepalive: true });
 
   // Beacons and form posts wait until Munchkin has set _mkto_trk, which ties them to the lead;
-  // release() lets them go (after the cookie, Munchkin's failure, 5 s, or the page hiding).
+  // release() lets them go (after the cookie, Munchkin's failure, 5 s, or the page hiding);
+  // nothing goes once consent is withdrawn.
   let release;
   const settled = new Promise((resolve) => (release = resolve));
-  const later = (fn) => settled.then(safe(fn));
+  const later = (fn) => settled.then(safe(() => decision() && fn()));
   const waitForCookie = (tries) =>
     cookie('_mkto_trk') || !tries ? release() : setTimeout(waitForCookie, 100, tries - 1);
-  setTimeout(release, 5000);
   addEventListener('pagehide', release);
 
   const munchkinOptions = config.munchkinOptions || {};
   // Munchkin.init records the first page view itself unless apiOnly is set.
   let skipVisit = !munchkinOptions.apiOnly;
-  // True once Munchkin.init ran; false when Munchkin is off, blocked or broken.
-  const munchkinReady = (config.munchkinId && config.munchkinScriptUrl
-    ? loadScript(config.munchkinScriptUrl)
-    : Promise.resolve(false)
-  )
-    .then(
-      safe((loaded) => {
-        if (loaded) {
-          window.Munchkin.init(config.munchkinId, { asyncOnly: true, ...munchkinOptions });
-        }
-        return loaded;
-      })
+  // True once Munchkin.init ran; false when Munchkin is off, blocked or broken. Set by start(),
+  // the first time tracking is allowed: no id cookie and no Munchkin before that.
+  let munchkinReady;
+  const start = () => {
+    save('gw_aid', anonymousId);
+    munchkinReady ||= (
+      setTimeout(release, 5000),
+      config.munchkinId && config.munchkinScriptUrl
+        ? loadScript(config.munchkinScriptUrl)
+        : Promise.resolve(false)
     )
-    .then((ready) => {
-      waitForCookie(ready ? 20 : 0);
-      return ready;
-    });
+      .then(
+        safe((loaded) => {
+          if (loaded) {
+            window.Munchkin.init(config.munchkinId, { asyncOnly: true, ...munchkinOptions });
+          }
+          return loaded;
+        })
+      )
+      .then((ready) => {
+        waitForCookie(ready ? 20 : 0);
+        return ready;
+      });
+  };
   const munchkin = (...args) =>
-    munchkinReady.then(safe((ready) => ready && window.Munchkin.munchkinFunction(...args)));
+    munchkinReady.then(
+      safe((ready) => ready && decision() && window.Munchkin.munchkinFunction(...args))
+    );
 
   function send(type, message, identityToken) {
     Object.assign(message, {
@@ -114,6 +139,7 @@
         },
         userAgent: navigator.userAgent,
         identityToken,
+        consent: choice && { categoryPreferences: choice },
       },
     });
     later(() => {
@@ -161,6 +187,8 @@
   // Form submission and associateLead live in a second script, loaded on the first identify
   // that needs them: the page views of visitors who never identify do not download that code.
   let identifier;
+  const extras = () =>
+    (identifier ||= loadScript(config.url + '/v1/identify.js?v=' + config.identifyVersion));
   function identify(id, traits, options) {
     if (id && typeof id == 'object') {
       [id, traits, options] = [null, id, traits];
@@ -172,12 +200,11 @@
     // The back end's identity token lets this identify write the lead (SPEC 5.4).
     send('identify', { traits }, options?.identityToken);
     if (config.identifyMode == 'form' || (config.identifyMode == 'associate_lead' && options?.identityToken)) {
-      identifier = identifier || loadScript(config.url + '/v1/identify.js?v=' + config.identifyVersion);
-      identifier.then(
+      extras().then(
         safe((loaded) =>
           loaded
             ? api.identifyInMarketo(config, cookie, later, munchkin, post, warn, safe, loadScript, id, traits, options)
-            : warn('identify script unavailable')
+            : warn('no identify.js')
         )
       );
     }
@@ -194,12 +221,32 @@
     send('alias', { previousId });
   }
 
+  // gateway.consent({analytics, marketing}): the visitor's choice, e.g. from a consent manager.
+  // Withdrawal removes the gateway's cookies and Munchkin's _mkto_trk (identify module).
+  function consentTo(categories) {
+    save('gw_consent', JSON.stringify(choose(categories)));
+    if (decision()) {
+      start();
+      waiting.forEach((call) => call());
+    } else {
+      // The cookies go from the module identify() uses: most visitors never withdraw.
+      extras().then(safe(() => api.dropCookies()));
+    }
+    waiting = [];
+  }
+
   // gateway('track', ...) and gateway.track(...) alike; each method is kept safe.
   const api = safe((method, ...args) => api[method](...args));
   // Names spelled out: the minified build renames functions.
+  // Each call runs when tracking is allowed, waits while the decision is pending, or is dropped.
   for (const [name, method] of Object.entries({ page, track, identify, alias, group })) {
-    api[name] = safe(method);
+    api[name] = safe((...args) => {
+      const now = decision();
+      const call = () => (start(), method(...args));
+      now ? call() : now ?? waiting.push(call);
+    });
   }
+  api.consent = safe(consentTo);
   api.VERSION = VERSION;
   api.anonymousId = () => anonymousId;
   window.gateway = api;

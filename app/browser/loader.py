@@ -115,7 +115,20 @@ def public_config(settings: Settings, key: SourceKey, gateway_url: str) -> dict[
         "fieldMap": custom_field_map(settings),
         "trackServerSide": settings.send_track_server_side,
         "identifyVersion": identify_module().version,
+        **consent_config(settings),
     }
+
+
+def consent_config(settings: Settings) -> dict[str, Any]:
+    """Return the consent part of the public config; none for the defaults the library assumes.
+
+    Defaults: mode `none`, `marketing` required, Global Privacy Control honoured.
+    """
+    consent = settings.consent
+    if (consent.mode, consent.required, consent.honor_gpc) == ("none", ("marketing",), True):
+        return {}
+    shown = {"mode": consent.mode, "required": list(consent.required), "gpc": consent.honor_gpc}
+    return {"consent": shown}
 
 
 def form_config(settings: Settings) -> dict[str, Any]:

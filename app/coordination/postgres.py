@@ -57,6 +57,7 @@ class PostgresSharedState(SqlSharedState):
     """SharedState in the PostgreSQL database of the outbox; one transaction per method."""
 
     _LOCK_ROW = " FOR UPDATE"
+    _CONTAINS = "strpos({col}, ?) > 0"
 
     def __init__(self, url: str) -> None:
         self._url = url  # for scrubbing its password out of driver errors

@@ -22,6 +22,7 @@ from typing import Any
 from typing import ClassVar
 from typing import Protocol
 
+from app.coordination.privacy import PrivacySql
 from app.coordination.state import Identity
 from app.coordination.state import LimiterView
 from app.coordination.state import Slot
@@ -58,7 +59,7 @@ class Connection(Protocol):
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> object: ...
 
 
-class SqlSharedState(ABC):
+class SqlSharedState(PrivacySql, ABC):
     """SharedState on a SQL database; a subclass supplies connections and the lookups by list."""
 
     #: Appended to the limiter row's SELECT in every limiter transaction: how a backend

@@ -39,8 +39,10 @@ from app.ingest.validate import iso_utc
 from app.ingest.validate import normalise
 from app.ops.metrics import intake_metrics
 from app.outbox import get_store
+from app.outbox.store import Event
 from app.outbox.store import Routed
 from app.outbox.store import State
+from app.privacy.intake import suppression_check
 from app.settings import Settings
 from app.settings import SourceKey
 
@@ -80,7 +82,7 @@ def accept(
     now = time.time()
     received_iso = iso_utc(datetime.fromtimestamp(now, UTC))
     max_event = settings.intake.max_event_bytes
-    routed: list[Routed] = []
+    events: list[Event] = []
     rejected: list[dict[str, Any]] = []
     rejected_count = 0
     metrics_codes: dict[str, int] = {}
@@ -100,7 +102,9 @@ def accept(
             if len(rejected) < MAX_REJECTED_LISTED:
                 rejected.append({"index": index, "code": exc.code, "message": exc.message})
             continue
-        routed.append(route(event, settings))
+        events.append(event)
+    suppressed = suppression_check(app, events)
+    routed: list[Routed] = [route(event, settings, suppressed) for event in events]
     metrics = intake_metrics(app)
     for code, n in metrics_codes.items():
         metrics.child(metrics.rejected, code).inc(n)

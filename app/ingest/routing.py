@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,13 +12,16 @@ from app.outbox.store import TRUST_KEY
 from app.outbox.store import Event
 from app.outbox.store import Routed
 from app.outbox.store import State
+from app.privacy.identity import consent_preferences
 from app.settings import Settings
 
 # Reasons an accepted event is recorded without delivery (the fixed vocabulary of drops).
 DISABLED_BY_INTEGRATIONS = "disabled_by_integrations"
 EVENT_NOT_MAPPED = "event_not_mapped"
+NO_CONSENT = "no_consent"
 PAGE_NOT_MAPPED = "page_not_mapped"
 RECORDED_ONLY = "recorded_only"
+SUPPRESSED = "suppressed"
 UNSUPPORTED_TYPE = "unsupported_type"
 
 # Integration names that address this destination in a Segment `integrations` object: Segment's
@@ -78,10 +83,31 @@ def _type_reason(event: Event, settings: Settings) -> str | None:
     return None
 
 
-def route(event: Event, settings: Settings) -> Routed:
-    """Decide the state an accepted event starts in: pending, held, or dropped with a reason."""
+def _scrubbed(event: Event) -> Event:
+    """Return the record kept of a suppressed event: its type, messageId and time, no person."""
+    kept = ("type", "messageId", "timestamp")
+    payload = {k: event.payload[k] for k in kept if k in event.payload}
+    return dataclasses.replace(
+        event, user_id=None, anonymous_id=None, payload=payload, payload_json=None
+    )
+
+
+def route(
+    event: Event, settings: Settings, suppressed: Callable[[Event], bool] | None = None
+) -> Routed:
+    """Decide the state an accepted event starts in: pending, held, or dropped with a reason.
+
+    `suppressed` tells whether the event names a forgotten person: such an event is kept only
+    as a scrubbed record. An event carrying Segment's consent object is delivered only when it
+    grants every category `consent.required` names.
+    """
+    if suppressed is not None and suppressed(event):
+        return Routed(_scrubbed(event), State.DROPPED, SUPPRESSED)
     if delivery_disabled(event.payload.get("integrations")):
         return Routed(event, State.DROPPED, DISABLED_BY_INTEGRATIONS)
+    preferences = consent_preferences(event.payload)
+    if preferences is not None and not settings.consent.granted(preferences):
+        return Routed(event, State.DROPPED, NO_CONSENT)
     if _browser_claim_without_proof(event, settings):
         return Routed(event, State.DROPPED, RECORDED_ONLY)
     reason = _type_reason(event, settings)

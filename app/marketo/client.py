@@ -424,6 +424,12 @@ class MarketoClient:
             "POST", f"/rest/v1/leads/{int(lead_id)}/associate.json", params={"cookie": cookie}
         )
 
+    def delete_leads(self, lead_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """Delete up to 300 leads by id; return one result row per id (`deleted` or skipped)."""
+        body = {"input": [{"id": int(i)} for i in lead_ids]}
+        answer = self.request("POST", "/rest/v1/leads/delete.json", json=body)
+        return list(answer.get("result") or [])
+
     def add_activities(self, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Add up to 300 custom activities; return one result row per item, in order."""
         body = self.request(

@@ -116,4 +116,12 @@ POSTGRES_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             " WHERE anonymous_id IS NOT NULL",
         ),
     ),
+    # Same as SQLite's step: hashed identifiers of forgotten people (app/privacy).
+    (
+        "suppressions",
+        (
+            """CREATE TABLE IF NOT EXISTS suppressions (
+            hash TEXT PRIMARY KEY, created_at DOUBLE PRECISION NOT NULL)""",
+        ),
+    ),
 )

@@ -144,6 +144,14 @@ CONSOLE = (
     WHERE anonymous_id IS NOT NULL""",
 )
 
+# Hashed identifiers of forgotten people (app/privacy): later events about them are dropped.
+SUPPRESSIONS = (
+    """CREATE TABLE IF NOT EXISTS suppressions (
+    hash TEXT PRIMARY KEY,
+    created_at REAL NOT NULL
+) WITHOUT ROWID""",
+)
+
 # (name, statements) per step, oldest first; append only.
 SQLITE_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("outbox", OUTBOX),
@@ -152,4 +160,5 @@ SQLITE_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("intake_pages", INTAKE_PAGES),
     ("visitor_claims", VISITOR_CLAIMS),
     ("console", CONSOLE),
+    ("suppressions", SUPPRESSIONS),
 )

@@ -10,6 +10,8 @@ from dataclasses import field
 from types import MappingProxyType
 from typing import Any
 
+from app.settings.consent import ConsentSettings
+
 # Types a trait, property or activity attribute may be coerced to.
 FIELD_TYPES = frozenset(
     {
@@ -183,6 +185,7 @@ class Settings:
     limits: Limits = Limits()
     intake: IntakeLimits = IntakeLimits()
     store_url: str | None = None
+    consent: ConsentSettings = ConsentSettings()
 
     def __post_init__(self) -> None:
         by_key = {k.key: k for k in self.keys if k.kind == "browser" and k.key}

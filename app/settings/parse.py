@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.settings.consent import parse_consent
 from app.settings.model import DEFAULT_MUNCHKIN_SCRIPT_URL
 from app.settings.model import AttributeMapping
 from app.settings.model import CampaignMapping
@@ -98,4 +99,5 @@ def parse(raw: dict) -> Settings:
         limits=Limits(**(raw.get("limits") or {})),
         intake=IntakeLimits(**(raw.get("intake") or {})),
         store_url=raw.get("store_url"),
+        consent=parse_consent(raw.get("consent")),
     )

@@ -7,6 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 from zoneinfo import ZoneInfoNotFoundError
 
+from app.settings.consent import check_consent
 from app.settings.drivers import POSTGRES_EXTRA_MISSING
 from app.settings.drivers import postgres_installed
 from app.settings.model import FIELD_TYPES
@@ -95,6 +96,7 @@ TOP_LEVEL_KEYS = frozenset(
         "intake",
         "store_url",
         "metrics_token",
+        "consent",
     }
 )
 
@@ -400,4 +402,5 @@ def validate(raw: Any) -> list[str]:
     _check_mappings(p, raw)
     _check_keys(p, raw.get("keys"))
     _check_operations(p, raw)
+    check_consent(raw.get("consent"), p.add)
     return list(p)

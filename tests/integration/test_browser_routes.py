@@ -304,3 +304,16 @@ def test_identity_tokens_validate_their_input(client, body, code):
     headers = {**basic(SERVER_KEY), "Content-Type": "application/json"}
     response = client.post("/v1/identity-tokens", data=raw, headers=headers)
     assert response.status_code == 400 and response.json["error"]["code"] == code
+
+
+def test_loader_bakes_in_the_consent_mode_only_when_it_is_not_the_default(client, write_settings):
+    """Defaults (none, marketing required, GPC honoured) cost the loader nothing; others show."""
+    write_settings()
+    assert "consent" not in loader_config(client.get(f"/v1/loader.js?k={BROWSER_KEY}").text)
+    write_settings(consent={"mode": "opt_in", "required": ["analytics", "marketing"]})
+    config = loader_config(client.get(f"/v1/loader.js?k={BROWSER_KEY}").text)
+    assert config["consent"] == {
+        "mode": "opt_in",
+        "required": ["analytics", "marketing"],
+        "gpc": True,
+    }

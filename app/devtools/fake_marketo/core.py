@@ -297,6 +297,7 @@ class FakeMarketo:
         self.campaign_triggers: list[dict[str, Any]] = []
         self.bulk_jobs: dict[int, dict[str, Any]] = {}
         self.merges: list[dict[str, Any]] = []
+        self.deletions: list[int] = []
         self.associations: list[dict[str, Any]] = []
         self.form_submissions: list[dict[str, Any]] = []
         self._ids = {

@@ -1,4 +1,4 @@
-"""Lead operations beyond sync of the fake Marketo: associate, merge, push and submitForm."""
+"""Lead operations beyond sync of the fake Marketo: associate, merge, push, submitForm, delete."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from app.devtools.fake_marketo.leads import COOKIE_RE
+from app.devtools.fake_marketo.leads import MAX_RECORDS
 from app.devtools.fake_marketo.leads import check_lookup
 from app.devtools.fake_marketo.leads import check_record
 from app.devtools.fake_marketo.leads import cookie_token
@@ -123,7 +124,42 @@ def submit_form(fake: FakeMarketo, req: Req) -> dict[str, Any]:
     return envelope([row])
 
 
+def delete_leads(fake: FakeMarketo, req: Req) -> dict[str, Any]:
+    """POST /rest/v1/leads/delete.json: delete up to 300 leads by id (`{"input": [{"id"}]}`).
+
+    Like Marketo, a JSON body or an `id` parameter (comma-separated) names them; an unknown id
+    is a skipped row with 1004, not an error of the call.
+    """
+    if req.args.get("id"):
+        try:
+            ids = [int(v) for v in req.args["id"].split(",") if v.strip()]
+        except ValueError as exc:
+            raise ApiError("1003", "id must be integers") from exc
+    else:
+        records = records_of(req.json_object())
+        if not all(isinstance(r, dict) and isinstance(r.get("id"), int) for r in records):
+            raise ApiError("1003", "each input needs an integer id")
+        ids = [r["id"] for r in records]
+    if not ids:
+        raise ApiError("1003", "no lead id given")
+    if len(ids) > MAX_RECORDS:
+        raise ApiError("1003", f"at most {MAX_RECORDS} leads per call")
+    results = []
+    for index, lead_id in enumerate(ids):
+        if index in req.forced:
+            results.append({"id": lead_id, **skip(req.forced[index])})
+        elif fake.leads.pop(lead_id, None) is None:
+            results.append({"id": lead_id, **skip("1004", f"Lead '{lead_id}' not found")})
+        else:
+            for static in fake.lists.values():
+                static["members"].discard(lead_id)
+            fake.deletions.append(lead_id)
+            results.append({"id": lead_id, "status": "deleted"})
+    return envelope(results)
+
+
 ROUTES = [
+    (r"/rest/v1/leads/delete\.json", {"POST": delete_leads}),
     (r"/rest/v1/leads/(?P<lead_id>\d+)/associate\.json", {"POST": associate}),
     (r"/rest/v1/leads/(?P<lead_id>\d+)/merge\.json", {"POST": merge}),
     (r"/rest/v1/leads/push\.json", {"POST": push}),

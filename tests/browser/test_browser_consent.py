@@ -1,0 +1,119 @@
+"""Consent in real headless Chromium: opt_in waits for consent, withdrawal removes the cookies and
+stops tracking, Global Privacy Control stops it in opt_out mode."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.conftest import WAIT_S
+
+pytestmark = pytest.mark.browser
+
+QUEUED = (
+    "gateway.track('First', {n: 1});"
+    "gateway.identify('u_81', {firstName: 'Ann'});"
+    "gateway('track', 'Second', {n: 2});"
+)
+GPC = "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true});"
+
+
+def _nothing_started(site) -> None:
+    """Assert the page holds no Munchkin script, no cookie and no beacon."""
+    page = site.page
+    assert page.evaluate("document.querySelectorAll('script[src*=munchkin]').length") == 0
+    assert page.evaluate("typeof window.Munchkin") == "undefined"
+    assert page.evaluate("document.cookie") == ""
+    assert site.context.cookies() == []
+    assert page.evaluate("window.__beacons.length") == 0
+
+
+def test_opt_in_sends_nothing_until_consent_then_the_queued_calls_in_order(site):
+    """No Munchkin, cookie or beacon before consent; then the calls go, in call order."""
+    site.gateway.configure(consent={"mode": "opt_in"})
+    page = site.open(QUEUED)
+    page.evaluate("gateway.track('Third')")
+    _nothing_started(site)
+    consent_at = page.evaluate(
+        "(() => { const t = new Date().toISOString();"
+        " gateway.consent({analytics: true, marketing: true}); return t; })()"
+    )
+    page.wait_for_function("window.__beacons.length >= 5")
+    sent = site.sent()
+    assert [(m["type"], m.get("event")) for m in sent] == [
+        ("page", None),
+        ("track", "First"),
+        ("identify", None),
+        ("track", "Second"),
+        ("track", "Third"),
+    ]
+    # Every message was built after consent: none existed before, only the calls were queued.
+    assert all(m["timestamp"] >= consent_at for m in sent)
+    prefs = {"analytics": True, "marketing": True}
+    assert all(m["context"]["consent"]["categoryPreferences"] == prefs for m in sent)
+    assert site.munchkin(min_count=1)[0]["fn"] == "init"
+    assert site.cookie("gw_aid") == sent[0]["anonymousId"]
+    arrived = site.gateway.recorder.wait_for(
+        lambda hs: sum(h.path in ("/v1/p", "/v1/t", "/v1/i") for h in hs) == 5, WAIT_S, "beacons"
+    )
+    assert {h.status for h in arrived if h.method == "POST"} == {200}
+    assert site.errors == []
+
+
+def test_opt_in_refusal_drops_the_queued_calls(site):
+    """Refused: nothing queued is sent, nothing starts, the refusal itself is remembered."""
+    site.gateway.configure(consent={"mode": "opt_in"})
+    page = site.open(QUEUED)
+    page.evaluate("gateway.consent({analytics: true, marketing: false}); gateway.track('Later')")
+    assert page.evaluate("document.querySelectorAll('script[src*=munchkin]').length") == 0
+    assert page.evaluate("window.__beacons.length") == 0
+    assert site.cookie("gw_aid") is None and site.cookie("_mkto_trk") is None
+    assert site.cookie("gw_consent") is not None
+
+
+def test_withdrawal_removes_cookies_and_stops_beacons_and_munchkin(site):
+    """opt_out tracks at once; withdrawn: cookies gone, no further beacon or Munchkin call."""
+    site.gateway.configure(consent={"mode": "opt_out"})
+    page = site.open()
+    page.wait_for_function("window.__beacons.length >= 1")
+    page.wait_for_function("document.cookie.includes('_mkto_trk=')")
+    assert site.cookie("gw_aid") is not None
+    page.evaluate("gateway.track('Before')")
+    page.wait_for_function("window.__beacons.length >= 2")
+    calls_before = len(site.munchkin())
+    page.evaluate(
+        "gateway.consent({analytics: false, marketing: false});"
+        "gateway.track('After'); gateway.page('Next'); gateway.identify('u_1', {email: 'a@b.c'})"
+    )
+    page.wait_for_function(
+        "!/(^|; )(gw_aid|gw_uid|_mkto_trk)=/.test(document.cookie)", timeout=WAIT_S * 1000
+    )
+    assert {c["name"] for c in site.context.cookies()} == {"gw_consent"}
+    assert [m.get("event") for m in site.sent()] == [None, "Before"]
+    assert len(site.munchkin()) == calls_before
+    # A new page on the same site remembers the refusal: nothing starts.
+    site.open()
+    assert site.page.evaluate("document.querySelectorAll('script[src*=munchkin]').length") == 0
+    assert site.page.evaluate("window.__beacons.length") == 0
+    assert site.errors == []
+
+
+def test_global_privacy_control_stops_tracking_in_opt_out_mode(site):
+    """navigator.globalPrivacyControl: no Munchkin, cookie or beacon, even after a consent call."""
+    site.gateway.configure(consent={"mode": "opt_out"})
+    site.context.add_init_script(GPC)
+    page = site.open(QUEUED)
+    assert page.evaluate("navigator.globalPrivacyControl") is True
+    _nothing_started(site)
+    page.evaluate("gateway.consent({analytics: true, marketing: true}); gateway.track('X')")
+    assert page.evaluate("document.querySelectorAll('script[src*=munchkin]').length") == 0
+    assert page.evaluate("window.__beacons.length") == 0
+    assert site.cookie("gw_aid") is None
+
+
+def test_global_privacy_control_can_be_left_to_the_site(site):
+    """honor_gpc false: the signal is ignored and tracking starts as in `none` mode."""
+    site.gateway.configure(consent={"mode": "opt_out", "honor_gpc": False})
+    site.context.add_init_script(GPC)
+    page = site.open()
+    page.wait_for_function("window.__beacons.length >= 1")
+    assert "consent" not in site.sent()[0]["context"]
