@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 POLL_S = 5.0
 # A refusal for too many queued jobs (1016, 1029) is waited out this long before giving up.
 QUEUE_WAIT_S = 3600.0
+# Transient failures (5xx, timeouts, 604, 611) of one call retried before the import stops.
+TRANSIENT_TRIES = 4
 # A Retry-After-style pause from the limiter is obeyed up to this long per wait.
 MAX_PAUSE_S = 60.0
 
@@ -127,20 +129,29 @@ class _Runner:
         """Make one call, doing what a failure's class asks (`app.retry.Action`).
 
         A foreground job has no outbox to come back to, so it waits here: a resend after a token
-        refresh happens once, limiter and queue waits are slept out until `QUEUE_WAIT_S` has
-        passed; anything else (BACK_OFF included) ends the import with Marketo's reason.
+        refresh happens once; limiter and queue waits are slept out until `QUEUE_WAIT_S` has
+        passed; a transient failure (5xx, timeout, 604, 611) is retried with the policy's
+        backoff up to `TRANSIENT_TRIES` times, except a request that may have been applied
+        (an upload whose answer was lost: sending it again could import the file twice).
+        Anything else ends the import with Marketo's reason.
         """
         deadline = self.clock() + QUEUE_WAIT_S
         resent = False
+        failures = 0
         while True:
             try:
                 return make()
             except MarketoError as exc:
-                step = self.policy.step(exc.action, 1, getattr(exc, "retry_after", None), 1.0)
+                failures += exc.action is Action.BACK_OFF
+                retry_after = getattr(exc, "retry_after", None)
+                step = self.policy.step(exc.action, max(failures, 1), retry_after, 1.0)
                 if step.action is Action.RESEND_NOW and not resent:
                     resent = True
                     continue
-                if step.action not in (Action.WAIT, Action.PAUSE_ALL):
+                if step.action is Action.BACK_OFF:
+                    if failures > TRANSIENT_TRIES or getattr(exc, "maybe_applied", False):
+                        raise
+                elif step.action not in (Action.WAIT, Action.PAUSE_ALL):
                     raise
                 wait = self.poll_s if isinstance(exc, QueueFull) else step.delay
                 if self.clock() + wait > deadline:

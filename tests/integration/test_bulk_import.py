@@ -198,3 +198,39 @@ def test_the_gateway_quota_covers_bulk_calls(tmp_path, fake_marketo, bo_app_fact
     assert "quota" in result.output
     assert fake_marketo.counted_calls_today() <= 3
     assert fake_marketo.errors_returned.get("607", 0) == 0
+
+
+BULK_STATUS_FAULTS = {
+    "http 500": {"http_status": 500},
+    "http 502": {"http_status": 502},
+    "http 503": {"http_status": 503},
+    "dropped": {"drop": True},
+    "cut answer": {"cut": True},
+    "601": {"code": "601"},
+    "602": {"code": "602"},
+    "604": {"code": "604"},
+    "606": {"code": "606"},
+    "611": {"code": "611"},
+    "615": {"code": "615"},
+}
+
+
+@pytest.mark.parametrize("fault", BULK_STATUS_FAULTS.values(), ids=BULK_STATUS_FAULTS.keys())
+def test_a_fault_on_the_job_status_poll_is_waited_out(
+    tmp_path, fake_marketo, marketo_client, fault
+):
+    """The bulk status endpoint fails once in any way Marketo can: the import still completes."""
+    source = tmp_path / "leads.csv"
+    write_csv(source, 200)
+    # The fake numbers import jobs from 3501: the first job's status is the one faulted.
+    fake_marketo.script("/bulk/v1/leads/batch/3501.json", fault)
+    report = import_csv(
+        marketo_client, source, sleep=fake_marketo.clock.advance, clock=fake_marketo.clock.now
+    )
+    assert [j.status for j in report.jobs] == ["Complete"]
+    assert sum(j.rows for j in report.jobs) == 200
+    assert len(fake_marketo.calls_to("/bulk/v1/leads.json")) == 1  # uploaded once
+    polls = fake_marketo.calls_to("/bulk/v1/leads/batch/3501.json")
+    first = polls[0]
+    assert first.status != 200 or first.code is not None or "drop" in fault or "cut" in fault
+    assert len(polls) >= 2  # the faulted poll, then the ones that found the job
