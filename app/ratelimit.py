@@ -102,6 +102,19 @@ def headroom(budget: Budget, call_times: Iterable[float], now: float) -> int:
     return max(0, budget.calls_per_window - sum(1 for t in call_times if t > horizon))
 
 
+#: Within this long after our computed quota reset, a 607 means Marketo's clock differs: probe.
+QUOTA_RESET_TOLERANCE_S = 3600.0
+#: Probe interval while parked on 607 near the reset time.
+QUOTA_PROBE_S = 900.0
+
+
+def park_until(now: float, resets_at: float | None, tz: str) -> float:
+    """Return when to look again after a 607: the quota reset, or a probe soon after one."""
+    resets = resets_at or quota_resets_at(now, tz)
+    since_reset = now - (resets - 86_400.0)
+    return now + QUOTA_PROBE_S if since_reset < QUOTA_RESET_TOLERANCE_S else resets
+
+
 def quota_day(now: float, tz: str) -> str:
     """Return the quota day (ISO date in the reset time zone) that `now` falls in."""
     return datetime.fromtimestamp(now, ZoneInfo(tz)).date().isoformat()

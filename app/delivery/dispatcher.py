@@ -22,7 +22,6 @@ from concurrent.futures import wait as futures_wait
 from typing import Any
 
 from app.coordination.gate import MAX_GATE_WAIT_S
-from app.coordination.state import LimiterView
 from app.coordination.state import SharedState
 from app.delivery.isolation import cause_of
 from app.delivery.isolation import describe
@@ -34,6 +33,13 @@ from app.delivery.outcomes import DROPPED
 from app.delivery.outcomes import HELD
 from app.delivery.outcomes import RETRY
 from app.delivery.outcomes import Outcome
+from app.delivery.outcomes import retry_with
+from app.delivery.outcomes import wants_action
+from app.delivery.pacing import MAX_LANES
+from app.delivery.pacing import QUIET_S
+from app.delivery.pacing import headroom
+from app.delivery.pacing import lanes_for
+from app.delivery.pacing import linger_s
 from app.delivery.reshape import BatchLimit
 from app.delivery.reshape import final
 from app.delivery.reshape import split
@@ -50,7 +56,7 @@ from app.ratelimit import PAUSE_CREDENTIALS
 from app.ratelimit import PAUSE_OUTAGE
 from app.ratelimit import PAUSE_QUOTA
 from app.ratelimit import Budget
-from app.ratelimit import quota_resets_at
+from app.ratelimit import park_until
 from app.retry import Action
 from app.retry import RetryPolicy
 
@@ -63,17 +69,8 @@ DEFAULT_LEASE_S = 6.0
 IDLE_POLL_S = 0.25
 #: While a partial batch lingers, claim again this often to fill it.
 LINGER_POLL_S = 0.05
-#: A partial batch goes before its linger ends once no event came for this long (and the
-#: budget has headroom): the stream has paused, waiting longer would only add latency.
-QUIET_S = 0.15
-#: Batches one process keeps in flight at most (Marketo answers 615 above 10 calls).
-MAX_LANES = 10
 #: Pause after bad credentials: an operator must act, so do not hammer the identity endpoint.
 CREDENTIALS_PAUSE_S = 300.0
-#: Within this long after our computed quota reset, a 607 means Marketo's clock differs: probe.
-QUOTA_RESET_TOLERANCE_S = 3600.0
-#: Probe interval while parked on 607 near the reset time.
-QUOTA_PROBE_S = 900.0
 #: The limiter's pause reason while the circuit breaker holds calls (`flask status`).
 OUTAGE_REASON = PAUSE_OUTAGE
 #: How often housekeeping (held-event expiry, compaction) runs.
@@ -255,7 +252,7 @@ class Dispatcher:
         is dead-lettered with the 413's reason (`marketo_413`) while its batch-mates go on.
         """
         into.update(deliver(batch))
-        stale = [e for e in batch if _wants(into.get(e.id), Action.RESEND_NOW)]
+        stale = [e for e in batch if wants_action(into.get(e.id), Action.RESEND_NOW)]
         if stale:  # 601/602 (token dropped) or a moved lead: once more, at once, uncharged
             into.update(deliver(stale))
         split_refused(batch, into, lambda group: self._deliver(deliver, group, into))
@@ -331,7 +328,9 @@ class Dispatcher:
                 logger.info("Marketo answers again after %d failed batches", self._outage_streak)
             self._outage_streak = 0
             return
-        failures = [outcomes[e.id].error for e in batch if _is(outcomes.get(e.id), Transient)]
+        failures = [
+            outcomes[e.id].error for e in batch if retry_with(outcomes.get(e.id), Transient)
+        ]
         if not failures:
             return
         self._outage_streak += 1
@@ -367,7 +366,8 @@ class Dispatcher:
             action = getattr(error, "after_resend", Action.BACK_OFF)
         retry_after = getattr(error, "retry_after", None)
         if action is Action.PARK:
-            retry_after = self._park_until(error, now, settings) - now
+            tz = settings.limits.quota_reset_tz
+            retry_after = park_until(now, getattr(error, "resets_at", None), tz) - now
         step = policy.step(action, stored.attempts + 1, retry_after, self.rand())
         until = now + step.delay
         if action is Action.PAUSE_ALL:  # 606/615: back off every call of every process
@@ -375,14 +375,6 @@ class Dispatcher:
         elif action is Action.PARK:
             self.shared.pause(until, PAUSE_QUOTA)
         return until, step.charge
-
-    def _park_until(self, error: Any, now: float, settings: Any) -> float:
-        """Return when to look again after a 607: the quota reset, or a probe near it."""
-        resets = getattr(error, "resets_at", None) or quota_resets_at(
-            now, settings.limits.quota_reset_tz
-        )
-        since_reset = now - (resets - 86_400.0)
-        return now + QUOTA_PROBE_S if since_reset < QUOTA_RESET_TOLERANCE_S else resets
 
     def _note_error(self, error: Exception) -> None:
         if isinstance(error, Busy | LimiterBusy):
@@ -444,40 +436,6 @@ class Dispatcher:
             self._run(batch, settings)
         except Exception:  # the claims' leases bring the events back
             logger.exception("delivering a batch failed")
-
-
-def linger_s(limits: Any) -> float:
-    """Return how long a partial batch may wait for more events: `linger_ms`, capped by
-    `batch_wait_s` (0 sends whatever a claim found at once)."""
-    return min(float(limits.linger_ms) / 1000.0, float(limits.batch_wait_s))
-
-
-def headroom(view: LimiterView, limits: Any) -> bool:
-    """Tell whether the shared budget can spend a call on a partial batch now.
-
-    Under half the 20 s window used (calls made plus in flight) and under 90% of the daily
-    quota: latency then matters more than filling the call. Otherwise partial batches wait
-    their whole linger, so calls go out fuller when the window or the quota is what limits us.
-    """
-    used = view.window_calls + view.in_flight
-    return used * 2 < int(limits.calls_per_20s) and view.calls_today < 0.9 * limits.daily_quota
-
-
-def lanes_for(limits: Any) -> int:
-    """Return how many batches one process keeps in flight: `limits.concurrency`, bounded."""
-    return max(1, min(int(limits.concurrency), MAX_LANES))
-
-
-def _is(outcome: Outcome | None, cls: type) -> bool:
-    return outcome is not None and outcome.status == RETRY and isinstance(outcome.error, cls)
-
-
-def _wants(outcome: Outcome | None, action: Action) -> bool:
-    return (
-        outcome is not None
-        and outcome.status == RETRY
-        and getattr(outcome.error, "action", None) is action
-    )
 
 
 __all__ = ["Dispatcher", "Retryable"]

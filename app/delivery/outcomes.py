@@ -54,3 +54,17 @@ def failed(error: MarketoError) -> Outcome:
     if isinstance(error, Retryable | TooLarge):
         return Outcome(RETRY, error.reason, str(error), error)
     return Outcome(DEAD, error.reason, str(error), code=error.marketo_code or None)
+
+
+def retry_with(outcome: Outcome | None, cls: type) -> bool:
+    """Tell whether `outcome` is a retry caused by an error of class `cls`."""
+    return outcome is not None and outcome.status == RETRY and isinstance(outcome.error, cls)
+
+
+def wants_action(outcome: Outcome | None, action: Action) -> bool:
+    """Tell whether `outcome` is a retry whose error asks for `action`."""
+    return (
+        outcome is not None
+        and outcome.status == RETRY
+        and getattr(outcome.error, "action", None) is action
+    )

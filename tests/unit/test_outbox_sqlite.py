@@ -276,7 +276,7 @@ def test_an_id_is_never_handed_out_twice_after_the_newest_row_goes(store):
 
 
 def test_compaction_and_pruning_walk_in_chunks_and_miss_nothing(store, monkeypatch):
-    monkeypatch.setattr("app.outbox.sqlite.CHUNK_ROWS", 7)
+    monkeypatch.setattr("app.outbox.sqlite_operators.CHUNK_ROWS", 7)
     add(store, *[f"m{i:03d}" for i in range(50)])
     store.ack([c.id for c in store.claim(100, 60, T0)], T0)
     add(store, *[f"late{i}" for i in range(3)], now=T0 + 100)  # received after the cutoff
