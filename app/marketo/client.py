@@ -13,14 +13,13 @@ import threading
 import time
 from collections.abc import Callable
 from collections.abc import Mapping
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 from typing import Protocol
 from urllib.parse import urlencode
 
 import requests
 
+from app.marketo.endpoints import Endpoints
 from app.marketo.errors import HTTP_CLASSES
 from app.marketo.errors import CredentialsRejected
 from app.marketo.errors import MarketoError
@@ -29,7 +28,6 @@ from app.marketo.errors import RequestRejected
 from app.marketo.errors import TokenInvalid
 from app.marketo.errors import Transient
 from app.marketo.errors import classify
-from app.marketo.sizing import MAX_RECORDS_PER_CALL
 from app.marketo.token import Token
 from app.ratelimit import quota_resets_at
 from app.retry import parse_retry_after
@@ -98,14 +96,6 @@ class MemoryTokens:
             del self._tokens[key]
 
 
-@dataclass(frozen=True)
-class LeadPage:
-    """One page of leads read by filter."""
-
-    rows: list[dict[str, Any]]
-    next_page_token: str | None
-
-
 def endpoint_name(path: str) -> str:
     """Return a path with numeric ids replaced by `{id}`, for metrics labels."""
     return re.sub(r"/\d+(?=/|\.json|$)", "/{id}", path.split("?", 1)[0])
@@ -124,7 +114,7 @@ def records_in(
     return None
 
 
-class MarketoClient:
+class MarketoClient(Endpoints):
     """Calls Marketo's REST API for one instance, as configured by `settings`."""
 
     def __init__(
@@ -379,81 +369,3 @@ class MarketoClient:
     def _observe(self, path: str, label: str, started: float) -> None:
         if self._observer is not None:
             self._observer(endpoint_name(path), label, max(0.0, self._clock() - started))
-
-    # Endpoints used by delivery and validation ----------------------------------------------
-    def sync_leads(
-        self,
-        records: Sequence[Mapping[str, Any]],
-        *,
-        action: str = "createOrUpdate",
-        lookup_field: str = "email",
-        partition: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """Create or update up to 300 leads; return one result row per record, in order."""
-        body: dict[str, Any] = {
-            "action": action,
-            "lookupField": lookup_field,
-            "input": list(records),
-        }
-        if partition and action != "updateOnly":
-            body["partitionName"] = partition
-        return list(self.request("POST", "/rest/v1/leads.json", json=body).get("result") or [])
-
-    def leads_by_filter(
-        self,
-        filter_type: str,
-        values: Sequence[str],
-        fields: Sequence[str],
-        next_page_token: str | None = None,
-    ) -> LeadPage:
-        """Read one page of leads whose `filter_type` is one of up to 300 `values`."""
-        params: dict[str, Any] = {
-            "filterType": filter_type,
-            "filterValues": ",".join(values),
-            "fields": ",".join(fields),
-            "batchSize": MAX_RECORDS_PER_CALL,
-        }
-        if next_page_token:
-            params["nextPageToken"] = next_page_token
-        body = self.request("GET", "/rest/v1/leads.json", params=params)
-        return LeadPage(list(body.get("result") or []), body.get("nextPageToken") or None)
-
-    def associate(self, lead_id: int, cookie: str) -> None:
-        """Tie a Munchkin `_mkto_trk` cookie (and its anonymous history) to a lead."""
-        self.request(
-            "POST", f"/rest/v1/leads/{int(lead_id)}/associate.json", params={"cookie": cookie}
-        )
-
-    def delete_leads(self, lead_ids: Sequence[int]) -> list[dict[str, Any]]:
-        """Delete up to 300 leads by id; return one result row per id (`deleted` or skipped)."""
-        body = {"input": [{"id": int(i)} for i in lead_ids]}
-        answer = self.request("POST", "/rest/v1/leads/delete.json", json=body)
-        return list(answer.get("result") or [])
-
-    def add_activities(self, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """Add up to 300 custom activities; return one result row per item, in order."""
-        body = self.request(
-            "POST", "/rest/v1/activities/external.json", json={"input": list(items)}
-        )
-        return list(body.get("result") or [])
-
-    def describe2(self) -> dict[str, Any]:
-        """Return the lead schema (fields and searchable fields)."""
-        result = self.request("GET", "/rest/v1/leads/describe2.json").get("result") or [{}]
-        return dict(result[0])
-
-    def activity_types(self) -> list[dict[str, Any]]:
-        """Return the custom activity types."""
-        return list(
-            self.request("GET", "/rest/v1/activities/external/types.json").get("result") or []
-        )
-
-    def describe_activity_type(self, api_name: str) -> dict[str, Any]:
-        """Return one custom activity type with its primary attribute and attributes."""
-        path = f"/rest/v1/activities/external/type/{api_name}/describe.json"
-        result = self.request("GET", path).get("result") or [{}]
-        return dict(result[0])
-
-    def usage(self) -> list[dict[str, Any]]:
-        """Return today's API usage as Marketo counts it."""
-        return list(self.request("GET", "/rest/v1/stats/usage.json").get("result") or [])
