@@ -22,6 +22,8 @@ from app.console import console
 from app.console.auth import safe_next
 from app.console.auth import sign_in_allowed
 from app.console.auth import start_session
+from app.console.present import attempts_view
+from app.console.present import blank
 from app.console.present import chart
 from app.console.present import hint_for
 from app.console.present import iso
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 EVENT_FILTERS = {
     "userId": "user_id",
     "anonymousId": "anonymous_id",
+    "email": "email",
     "messageId": "message_id",
     "state": "state",
 }
@@ -75,6 +78,7 @@ def _row(stored: Any, settings: Settings) -> dict[str, Any]:
         "reason": stored.reason or "",
         "user_id": stored.event.user_id or "",
         "anonymous_id": stored.event.anonymous_id or "",
+        "lead_id": stored.lead_id,
     }
 
 
@@ -137,7 +141,9 @@ def events() -> str:
     if filters["state"] and filters["state"] not in ALL_STATES:
         abort(400, description=f"state must be one of {', '.join(ALL_STATES)}")
     settings = current_settings()
-    rows = [_row(s, settings) for s in get_store(current_app).recent(filters, PAGE_ROWS)]
+    # A messageId is unique per source key: look it up under every key, revoked ones aside.
+    keys = [k.id for k in settings.keys]
+    rows = [_row(s, settings) for s in get_store(current_app).recent(filters, PAGE_ROWS, keys)]
     template = "console/event_rows.html" if request.args.get("rows") else "console/events.html"
     return render_template(
         template,
@@ -154,22 +160,18 @@ def event(event_id: int) -> str:
     if stored is None or stored.event.type == "placeholder":
         abort(404, description="no such event (it may have been compacted)")
     settings = current_settings()
+    secrets = _secrets(settings)
     return render_template(
         "console/event.html",
         row=_row(stored, settings),
         stored=stored,
-        payload=payload_text(stored.event.payload, _secrets(settings)),
-        detail=_blank(stored.detail or "", _secrets(settings)),
+        attempts=attempts_view(stored.history, get_store(current_app), secrets),
+        payload=payload_text(stored.event.payload, secrets),
+        detail=blank(stored.detail or "", secrets),
         updated=iso(stored.updated_at),
         next_attempt=iso(stored.next_attempt_at),
         hint=hint_for(stored.reason) if stored.state.value == "dead" else None,
     )
-
-
-def _blank(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "••••••")
-    return text
 
 
 @console.get("/dead-letters")
@@ -240,6 +242,6 @@ def install() -> str:
         keys=keys,
         gateway_url=gateway_url,
         problems=problems,
-        settings_text=_blank(shown, _secrets(settings)),
+        settings_text=blank(shown, _secrets(settings)),
         credentials=settings.has_credentials,
     )

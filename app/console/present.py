@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
@@ -71,6 +73,49 @@ def mask_payload(value: Any, secrets: list[str]) -> Any:
         for secret in secrets:
             value = value.replace(secret, MASK)
     return value
+
+
+def attempts_view(
+    history: Sequence[Mapping[str, Any]], store: Any, secrets: list[str]
+) -> list[dict[str, Any]]:
+    """Return an event's attempts, newest first, each with the Marketo calls of its batch.
+
+    A call's message is Marketo's (or a transport error's); known secret values are blanked
+    out anyway, as on every console page.
+    """
+    batches = [str(h["batch"]) for h in history if h.get("batch")]
+    calls = store.calls(batches) if batches else {}
+    shown = []
+    for entry in reversed(history):
+        made = calls.get(str(entry.get("batch")), []) if entry.get("batch") else []
+        shown.append(
+            {
+                "time": iso(entry.get("at")),
+                "outcome": entry.get("outcome", ""),
+                "reason": entry.get("reason") or "",
+                "lead_id": entry.get("lead_id"),
+                "calls": [
+                    {
+                        "time": iso(c.at),
+                        "call": f"{c.method} {c.endpoint}",
+                        "status": c.status,
+                        "code": c.code or "",
+                        "message": blank(c.message or "", secrets),
+                        "ms": c.ms,
+                        "records": c.records if c.records is not None else "",
+                    }
+                    for c in made
+                ],
+            }
+        )
+    return shown
+
+
+def blank(text: str, secrets: list[str]) -> str:
+    """Return `text` with every known secret value masked."""
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    return text
 
 
 def payload_text(payload: dict[str, Any], secrets: list[str]) -> str:

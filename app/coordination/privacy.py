@@ -23,7 +23,7 @@ CHUNK = 400
 _BLANK = (
     "UPDATE events SET message_id = '', type = 'placeholder', source_key_id = '',"
     " user_id = NULL, anonymous_id = NULL, payload = '{}', state = 'delivered', reason = NULL,"
-    " detail = NULL WHERE id = ?"
+    " detail = NULL, email = NULL, lead_id = NULL, history = NULL WHERE id = ?"
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from app.coordination.state import SharedState
@@ -28,6 +29,7 @@ from app.delivery.outcomes import OK
 from app.delivery.outcomes import RETRY
 from app.delivery.outcomes import IdentifyPending
 from app.delivery.outcomes import Outcome
+from app.delivery.outcomes import delivered_to
 from app.delivery.outcomes import failed
 from app.marketo.activities import send_activities
 from app.marketo.client import MarketoClient
@@ -169,7 +171,7 @@ class Delivery:
                 else:
                     self.resolver.remember(Who(anonymous_id=previous), result.lead_id)
             self._link(str(previous) if previous else None, who.user_id)
-            outcomes[stored.id] = merged or OK
+            outcomes[stored.id] = merged or delivered_to(result.lead_id)
         return outcomes
 
     def _extras(
@@ -229,9 +231,9 @@ class Delivery:
                 moved = LeadMoved(f"lead {sent.lead_id} no longer exists", marketo_code="1004")
                 outcomes[event_id] = failed(moved)
             elif sent.error is not None:
-                outcomes[event_id] = failed(sent.error)
+                outcomes[event_id] = replace(failed(sent.error), lead_id=sent.lead_id)
             else:
-                outcomes[event_id] = OK
+                outcomes[event_id] = delivered_to(sent.lead_id)
         self._associate(cookies)
         return outcomes
 

@@ -50,6 +50,7 @@ from app.marketo.errors import LimiterBusy
 from app.marketo.errors import MarketoError
 from app.marketo.errors import Retryable
 from app.marketo.errors import Transient
+from app.outbox.store import Attempt
 from app.outbox.store import Store
 from app.outbox.store import StoredEvent
 from app.ratelimit import PAUSE_CREDENTIALS
@@ -291,6 +292,7 @@ class Dispatcher:
                 continue
             retries.setdefault((at, charge, outcome.detail or ""), []).append(stored.id)
         self._track_outage(batch, outcomes, bool(delivered), now, policy)
+        self._log_attempts(batch, outcomes, now)
         if delivered:
             self.store.ack(delivered, now)
             self._count(DELIVERED, None, len(delivered))
@@ -306,6 +308,27 @@ class Dispatcher:
         for (at, charge, detail), ids in retries.items():
             self.store.retry(ids, at, detail, now, charge=charge)
             self._count(RETRY, None, len(ids))
+
+    def _log_attempts(
+        self, batch: list[StoredEvent], outcomes: dict[int, Outcome], now: float
+    ) -> None:
+        """Append this attempt to each event's history (the console's event page).
+
+        Written before the events settle, so a page showing a final state shows its attempt
+        too; a failure to write it loses a history line, never an event.
+        """
+        attempts = {}
+        for stored in batch:
+            outcome = outcomes.get(stored.id)
+            if outcome is None:
+                continue
+            attempts[stored.id] = Attempt(
+                now, outcome.status, outcome.reason, outcome.batch, outcome.lead_id
+            )
+        try:
+            self.store.note(attempts)
+        except Exception:
+            logger.exception("could not record the delivery history of %d events", len(batch))
 
     def _track_outage(
         self,

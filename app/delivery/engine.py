@@ -11,8 +11,11 @@ import os
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
 from app.coordination.gate import Gate
 from app.coordination.state import SharedState
@@ -25,6 +28,7 @@ from app.marketo.client import MarketoClient
 from app.marketo.client import Observer
 from app.marketo.errors import MarketoError
 from app.outbox.leases import KeptLeases
+from app.outbox.store import Call
 from app.outbox.store import Store
 from app.outbox.store import StoredEvent
 from app.ratelimit import Budget
@@ -114,8 +118,32 @@ class Engine:
         return self._parts()[0]
 
     def deliverer(self) -> Callable[[Sequence[StoredEvent]], dict[int, Outcome]]:
-        """Return the deliver callable for the settings in force."""
-        return self._parts()[1].deliver
+        """Return the deliver callable for the settings in force.
+
+        Each delivery is a batch of its own: the Marketo calls it makes are kept under a new
+        batch name, which every outcome carries, so the console can show an event its calls.
+        """
+        client, delivery = self._parts()
+
+        def deliver(events: Sequence[StoredEvent]) -> dict[int, Outcome]:
+            batch = uuid.uuid4().hex[:16]
+            with client.journal() as made:
+                try:
+                    outcomes = delivery.deliver(events)
+                finally:
+                    self._keep_calls(batch, made)
+            return {i: replace(o, batch=batch) for i, o in outcomes.items()}
+
+        return deliver
+
+    def _keep_calls(self, batch: str, made: Sequence[dict[str, Any]]) -> None:
+        """Record a batch's calls; a failure to record never fails the delivery."""
+        if not made:
+            return
+        try:
+            self.store.record_calls(batch, [Call(**entry) for entry in made])
+        except Exception:  # the console loses a line of history, the events still go
+            logger.exception("could not record the Marketo calls of batch %s", batch)
 
     def _release(self, anonymous_id: str | None, user_id: str | None) -> int:
         return self.store.release_held(anonymous_id, user_id, self.clock())

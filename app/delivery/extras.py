@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from app.delivery import audiences
@@ -73,7 +74,12 @@ def combine(first: Any, second: Any) -> Any:
         return second
     if second is None:
         return first
-    return second if PRIORITY[second.status] >= PRIORITY[first.status] else first
+    winner, other = (
+        (second, first) if PRIORITY[second.status] >= PRIORITY[first.status] else (first, second)
+    )
+    if getattr(winner, "lead_id", None) is None and getattr(other, "lead_id", None) is not None:
+        return replace(winner, lead_id=other.lead_id)  # the console still shows the lead
+    return winner
 
 
 class BatchExtras:

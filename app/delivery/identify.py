@@ -20,8 +20,8 @@ from app.delivery.mapping import fields_hash
 from app.delivery.mapping import lead_fields
 from app.delivery.outcomes import DEAD
 from app.delivery.outcomes import DROPPED
-from app.delivery.outcomes import OK
 from app.delivery.outcomes import Outcome
+from app.delivery.outcomes import delivered_to
 from app.delivery.outcomes import failed
 from app.marketo.client import MarketoClient
 from app.marketo.errors import RECORD_OK
@@ -154,7 +154,10 @@ class Identifier:
                 for index, upsert in enumerate(chunk):
                     row = rows[index] if index < len(rows) else {"status": "skipped"}
                     error = self._written(upsert, row, link)
-                    self._settle([upsert], outcomes, OK if error is None else failed(error))
+                    lead = int(row["id"]) if row.get("id") is not None else upsert.lead_id
+                    self._settle(
+                        [upsert], outcomes, delivered_to(lead) if error is None else failed(error)
+                    )
         return outcomes
 
     def _changed(
@@ -179,7 +182,7 @@ class Identifier:
         for upsert in upserts:
             if upsert.lead_id is not None and hashes.get(upsert.lead_id) == self._hash(upsert):
                 self._record(upsert, upsert.lead_id, link)
-                self._settle([upsert], outcomes, OK)
+                self._settle([upsert], outcomes, delivered_to(upsert.lead_id))
             else:
                 todo.append(upsert)
         return todo

@@ -22,6 +22,8 @@ class Outcome:
     """How one event ended this time; `error` is set for retry and says which policy applies.
 
     `code` is Marketo's own error code when Marketo refused the event (`flask status` shows it).
+    `lead_id` is the lead it landed on (or was meant for); `batch` names the calls made for it
+    (`Store.calls`), set by the engine around each delivery.
     """
 
     status: str
@@ -29,9 +31,16 @@ class Outcome:
     detail: str | None = None
     error: Retryable | TooLarge | None = None
     code: str | None = None
+    lead_id: int | None = None
+    batch: str | None = None
 
 
 OK = Outcome(DELIVERED)
+
+
+def delivered_to(lead_id: int | None) -> Outcome:
+    """Return a delivered outcome naming the lead the event landed on."""
+    return Outcome(DELIVERED, lead_id=lead_id) if lead_id is not None else OK
 
 
 class IdentifyPending(Retryable):

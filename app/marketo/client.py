@@ -12,7 +12,9 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Mapping
+from contextlib import contextmanager
 from typing import Any
 from typing import Protocol
 from urllib.parse import urlencode
@@ -134,6 +136,7 @@ class MarketoClient(Endpoints):
         self._session = session or requests.Session()
         self._observer = observer
         self._token_lock = threading.Lock()
+        self._journal = threading.local()
         self._token_key = f"{settings.identity_url}|{settings.client_id}"
         read = float(settings.limits.timeout_s)
         self.timeout = (min(MAX_CONNECT_TIMEOUT_S, read), read)
@@ -259,12 +262,45 @@ class MarketoClient(Endpoints):
         With `raw`, a successful non-JSON answer (bulk failure CSVs) comes back as `{"text"}`.
         A raised error carries the number of records the call held (`records_in`).
         """
+        started = self._clock()
+        error: MarketoError | None = None
         try:
             return self._request(method, path, params, json, data, files, timeout, raw)
         except MarketoError as exc:
             if exc.records is None:
                 exc.records = records_in(json, params, data)
+            error = exc
             raise
+        finally:
+            journal = getattr(self._journal, "calls", None)
+            if journal is not None:
+                journal.append(
+                    {
+                        "at": started,
+                        "method": method.upper(),
+                        "endpoint": endpoint_name(path),
+                        "status": "success" if error is None else type(error).__name__,
+                        "ms": int(max(0.0, self._clock() - started) * 1000),
+                        "code": (error.marketo_code or None) if error is not None else None,
+                        "message": str(error) if error is not None else None,
+                        "records": records_in(json, params, data),
+                    }
+                )
+
+    @contextmanager
+    def journal(self) -> Iterator[list[dict[str, Any]]]:
+        """Collect the calls this thread makes inside the block: when, what, and how each ended.
+
+        Delivery wraps each batch in one, so the console can show an event the calls made for
+        it. Only names, codes and Marketo's messages are kept, never a body.
+        """
+        calls: list[dict[str, Any]] = []
+        outer = getattr(self._journal, "calls", None)
+        self._journal.calls = calls
+        try:
+            yield calls
+        finally:
+            self._journal.calls = outer
 
     def _request(
         self,

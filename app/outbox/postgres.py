@@ -25,13 +25,20 @@ from app.outbox.pg_pool import lend
 from app.outbox.pg_pool import open_pool
 from app.outbox.recent import activity_series
 from app.outbox.recent import recent_query
+from app.outbox.rows import CALL_COLUMNS
+from app.outbox.rows import RECORD_CALL
+from app.outbox.rows import call_row
+from app.outbox.rows import row_to_stored
+from app.outbox.store import MAX_HISTORY
 from app.outbox.store import VISITOR_FREE
-from app.outbox.store import Event
+from app.outbox.store import Attempt
+from app.outbox.store import Call
 from app.outbox.store import Routed
 from app.outbox.store import State
 from app.outbox.store import StoredEvent
 from app.outbox.store import claim_scan
 from app.outbox.store import dedupe_key
+from app.outbox.store import email_in
 from app.outbox.store import read_counts
 from app.settings.redact import scrub
 
@@ -39,24 +46,40 @@ logger = logging.getLogger(__name__)
 
 COLUMNS = (
     "id, message_id, type, source_key_id, source_kind, received_at, timestamp, user_id,"
-    " anonymous_id, payload, state, reason, detail, attempts, next_attempt_at, updated_at"
+    " anonymous_id, payload, state, reason, detail, attempts, next_attempt_at, updated_at,"
+    " lead_id, history"
 )
 
 # In an UPDATE ... FROM, a bare `id` would be ambiguous.
 _RETURNING = COLUMNS.replace("id,", "events.id,", 1)
 
+# Ids are drawn from the identity's sequence first, so each dedupe entry can name its event
+# (the console's messageId filter); COPY writes the given id into the identity column.
 _COPY_EVENTS = (
-    "COPY events (message_id, type, source_key_id, source_kind, received_at, timestamp,"
-    " user_id, anonymous_id, payload, state, reason, next_attempt_at, updated_at) FROM STDIN"
+    "COPY events (id, message_id, type, source_key_id, source_kind, received_at, timestamp,"
+    " user_id, anonymous_id, payload, state, reason, next_attempt_at, updated_at, email)"
+    " FROM STDIN"
+)
+_NEW_EVENT_IDS = (
+    "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, %s)"
 )
 
 # Insert each new messageId, or take over one older than the window; RETURNING names the fresh.
 _CLAIM_MESSAGE_IDS = (
-    "INSERT INTO dedupe (message_id, received_at)"
-    " SELECT * FROM unnest(%s::text[], %s::float8[])"
-    " ON CONFLICT (message_id) DO UPDATE SET received_at = excluded.received_at"
+    "INSERT INTO dedupe (message_id, received_at, event_id)"
+    " SELECT * FROM unnest(%s::text[], %s::float8[], %s::bigint[])"
+    " ON CONFLICT (message_id) DO UPDATE SET received_at = excluded.received_at,"
+    " event_id = excluded.event_id"
     " WHERE dedupe.received_at < excluded.received_at - %s"
-    " RETURNING message_id"
+    " RETURNING message_id, event_id"
+)
+
+# One attempt appended to an event's history (a JSON array), the oldest dropped past the cap.
+_NOTE_ATTEMPT = (
+    "UPDATE events SET lead_id = coalesce(%s, lead_id), history = (CASE"
+    " WHEN jsonb_array_length(coalesce(history, '[]')::jsonb) >= %s"
+    " THEN (coalesce(history, '[]')::jsonb - 0) ELSE coalesce(history, '[]')::jsonb END"
+    " || jsonb_build_array(%s::jsonb))::text WHERE id = %s"
 )
 
 _BUMP_TOTAL = (
@@ -77,11 +100,7 @@ def _text(value: str | None) -> str | None:
     return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
 
 
-def _stored(row: Sequence[Any]) -> StoredEvent:
-    (rid, mid, typ, key_id, kind, received, ts, uid, aid, payload, state, reason, detail) = row[:13]
-    attempts, next_at, updated = row[13:16]
-    event = Event(mid, typ, key_id, kind, received, ts, uid, aid, json.loads(payload), payload)
-    return StoredEvent(rid, event, State(state), reason, detail, attempts, next_at, updated)
+_stored = row_to_stored
 
 
 class PostgresStore:
@@ -130,22 +149,23 @@ class PostgresStore:
         # Sorted so concurrent nodes lock dedupe keys in one order and cannot deadlock.
         mids = sorted(firsts)
         with self._conn() as conn:
+            ids = [r[0] for r in conn.execute(_NEW_EVENT_IDS, (len(mids),)).fetchall()]
             fresh = conn.execute(
                 _CLAIM_MESSAGE_IDS,
-                (mids, [firsts[m][3] for m in mids], self.dedupe_window_s),
+                (mids, [firsts[m][3] for m in mids], ids, self.dedupe_window_s),
             ).fetchall()
             totals: dict[tuple[str, str], int] = {}
             with conn.cursor().copy(_COPY_EVENTS) as copy:
-                for (mid,) in sorted(fresh, key=lambda r: firsts[r[0]][:2]):
+                for mid, event_id in sorted(fresh, key=lambda r: firsts[r[0]][:2]):
                     w, i, routed, now = firsts[mid]
                     results[w][i] = True
                     ev = routed.event
                     payload = ev.payload_json or json.dumps(ev.payload, separators=(",", ":"))
                     copy.write_row(
-                        (_text(ev.message_id), _text(ev.type), _text(ev.source_key_id),
+                        (event_id, _text(ev.message_id), _text(ev.type), _text(ev.source_key_id),
                          ev.source_kind, ev.received_at, _text(ev.timestamp), _text(ev.user_id),
                          _text(ev.anonymous_id), payload, routed.state.value, routed.reason,
-                         ev.received_at, now)
+                         ev.received_at, now, _text(email_in(ev.payload)))
                     )  # fmt: skip
                     if routed.state in (State.DROPPED, State.DELIVERED):
                         key = (routed.state.value, routed.reason or "")
@@ -307,10 +327,13 @@ class PostgresStore:
 
     # operator console (app/outbox/recent.py)
 
-    def recent(self, filters: Mapping[str, str | None], limit: int = 50) -> list[StoredEvent]:
-        """Return the newest events matching the filters (userId, anonymousId, messageId, state)."""
+    def recent(
+        self, filters: Mapping[str, str | None], limit: int = 50, keys: Sequence[str] = ()
+    ) -> list[StoredEvent]:
+        """Return the newest events matching the filters (userId, anonymousId, email, messageId
+        within the dedupe window of these source `keys`, state)."""
         cleaned = {k: _text(v) for k, v in filters.items()}
-        sql, args = recent_query(COLUMNS, cleaned, limit, "%s")
+        sql, args = recent_query(COLUMNS, cleaned, limit, "%s", keys)
         with self._conn() as conn:
             rows = conn.execute(sql, args).fetchall()
         return [_stored(r) for r in rows]
@@ -340,9 +363,49 @@ class PostgresStore:
         return self._update(sql, (before,))
 
     def compact(self, before: float) -> int:
-        """Delete delivered and dropped rows older than `before`; totals and dedupe survive."""
+        """Delete delivered and dropped rows older than `before`, and the calls recorded before
+        it; totals and dedupe survive."""
+        self._update("DELETE FROM delivery_calls WHERE at < %s", (before,))
         sql = "DELETE FROM events WHERE state IN ('delivered', 'dropped') AND updated_at < %s"
         return self._update(sql, (before,))
+
+    # what delivery did (the console's event page)
+
+    def note(self, attempts: Mapping[int, Attempt]) -> None:
+        """Append each event's attempt to its history and record the lead it landed on."""
+        if not attempts:
+            return
+        rows = [
+            (a.lead_id, MAX_HISTORY, json.dumps(a.as_dict(), separators=(",", ":")), event_id)
+            for event_id, a in sorted(attempts.items())
+        ]
+        with self._conn() as conn, conn.cursor() as cur:
+            cur.executemany(_NOTE_ATTEMPT, rows)
+
+    def record_calls(self, batch: str, calls: Sequence[Call]) -> None:
+        """Keep the Marketo calls made for one batch."""
+        if not calls:
+            return
+        with self._conn() as conn, conn.cursor() as cur:
+            cur.executemany(
+                RECORD_CALL.replace("?", "%s"),
+                [tuple(_text(v) if isinstance(v, str) else v for v in call_row(batch, c))
+                 for c in calls],
+            )  # fmt: skip
+
+    def calls(self, batches: Sequence[str]) -> dict[str, list[Call]]:
+        """Return the recorded calls of these batches, oldest first."""
+        found: dict[str, list[Call]] = {}
+        if not batches:
+            return found
+        with self._conn() as conn:
+            rows = conn.execute(
+                f"SELECT {CALL_COLUMNS} FROM delivery_calls WHERE batch = ANY(%s) ORDER BY id",
+                (list(batches),),
+            ).fetchall()
+        for batch, *values in rows:
+            found.setdefault(batch, []).append(Call(*values))
+        return found
 
     def prune_dedupe(self, now: float) -> int:
         """Forget messageIds older than the dedupe window; return how many."""

@@ -1,8 +1,10 @@
 """Read-only queries the operator console runs: recent events with filters, per-minute activity.
 
 Both backends share the SQL; `mark` is the backend's placeholder (`?` or `%s`). Every query
-is answered from an index added by the `console` schema step, so none reads the whole table:
-identifier filters walk events_user / events_anonymous / events_message, a finished-state
+is answered from an index added by the `console` and `delivery_log` schema steps, so none
+reads the whole table: identifier filters walk events_user / events_anonymous / events_email, a
+messageId goes through the dedupe table's primary key (each entry names the event it stored,
+per source key), a finished-state
 filter walks events_recent (state, updated_at, received_at) newest first (open and held states
 read events_due / events_held), and the chart reads those indexes for the last hour.
 """
@@ -16,9 +18,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.outbox.store import State
+from app.outbox.store import dedupe_key_of
 
 #: Filters `recent` accepts, mapped to their column.
-FILTER_COLUMNS = {"user_id": "user_id", "anonymous_id": "anonymous_id", "message_id": "message_id"}
+FILTER_COLUMNS = {
+    "user_id": "user_id", "anonymous_id": "anonymous_id", "email": "email",
+    "message_id": "message_id",
+}  # fmt: skip
 
 #: Final and open states in the order the chart draws them.
 ALL_STATES = tuple(s.value for s in State)
@@ -38,12 +44,18 @@ def _in(states: tuple[str, ...]) -> str:
 
 
 def recent_query(
-    columns: str, filters: Mapping[str, str | None], limit: int, mark: str
+    columns: str,
+    filters: Mapping[str, str | None],
+    limit: int,
+    mark: str,
+    keys: Sequence[str] = (),
 ) -> tuple[str, tuple[Any, ...]]:
     """Return (SQL, args) for the newest events matching every given filter.
 
     A state filter repeats the partial index's condition (`state IN (...)`) so the planner can
-    use it: SQLite does not infer `state IN (...)` from `state = ?`.
+    use it: SQLite does not infer `state IN (...)` from `state = ?`. A messageId is looked up
+    in the dedupe entries of each source key in `keys` (`store.dedupe_key`), so only events
+    inside the dedupe window are found by it; an email is matched lower-cased, as stored.
 
     :raises ValueError: an unknown filter or state.
     """
@@ -53,7 +65,17 @@ def recent_query(
     for name, value in filters.items():
         if value in (None, ""):
             continue
-        if name == "state":
+        if name == "message_id":
+            entries = [dedupe_key_of(key, value) for key in keys] or [""]
+            where.append(
+                f"id IN (SELECT event_id FROM dedupe WHERE message_id IN"
+                f" ({', '.join([mark] * len(entries))})) AND message_id = {mark}"
+            )
+            args.extend(entries)
+        elif name == "email":
+            where.append(f"email = {mark}")
+            value = value.strip().lower()
+        elif name == "state":
             if value not in ALL_STATES:
                 raise ValueError(f"unknown state {value!r}")
             group = FINAL_STATES if value in FINAL_STATES else OPEN_STATES

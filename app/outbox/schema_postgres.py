@@ -124,4 +124,27 @@ POSTGRES_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             hash TEXT PRIMARY KEY, created_at DOUBLE PRECISION NOT NULL)""",
         ),
     ),
+    # Same as SQLite's step: what delivery did to each event, and the calls per batch.
+    (
+        "delivery_log",
+        (
+            "ALTER TABLE events ADD COLUMN IF NOT EXISTS email TEXT",
+            "ALTER TABLE events ADD COLUMN IF NOT EXISTS lead_id BIGINT",
+            "ALTER TABLE events ADD COLUMN IF NOT EXISTS history TEXT",
+            "CREATE INDEX IF NOT EXISTS events_email ON events (email) WHERE email IS NOT NULL",
+            "ALTER TABLE dedupe ADD COLUMN IF NOT EXISTS event_id BIGINT",
+            """CREATE TABLE IF NOT EXISTS delivery_calls (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            batch TEXT NOT NULL,
+            at DOUBLE PRECISION NOT NULL,
+            method TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            status TEXT NOT NULL,
+            ms INTEGER NOT NULL,
+            code TEXT,
+            message TEXT,
+            records INTEGER)""",
+            "CREATE INDEX IF NOT EXISTS delivery_calls_batch ON delivery_calls (batch)",
+        ),
+    ),
 )

@@ -152,6 +152,34 @@ SUPPRESSIONS = (
 ) WITHOUT ROWID""",
 )
 
+# What delivery did to each event, for the operator console (app/console): the lead it landed
+# on, its attempts (JSON, appended by `Store.note` when a batch settles) and the Marketo calls
+# made per batch (one row a call, pruned with compaction). `email` (set by intake from the
+# payload, see `store.email_in`) and the dedupe entry's `event_id` let the console find events
+# by email and by messageId through an index: the email index is partial (events naming no
+# email cost nothing) and the dedupe row is written anyway, so intake pays no new B-tree for
+# the messageId filter.
+DELIVERY_LOG = (
+    "ALTER TABLE events ADD COLUMN email TEXT",
+    "ALTER TABLE events ADD COLUMN lead_id INTEGER",
+    "ALTER TABLE events ADD COLUMN history TEXT",
+    "CREATE INDEX IF NOT EXISTS events_email ON events (email) WHERE email IS NOT NULL",
+    "ALTER TABLE dedupe ADD COLUMN event_id INTEGER",
+    """CREATE TABLE IF NOT EXISTS delivery_calls (
+    id INTEGER PRIMARY KEY,
+    batch TEXT NOT NULL,
+    at REAL NOT NULL,
+    method TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    status TEXT NOT NULL,
+    ms INTEGER NOT NULL,
+    code TEXT,
+    message TEXT,
+    records INTEGER
+)""",
+    "CREATE INDEX IF NOT EXISTS delivery_calls_batch ON delivery_calls (batch)",
+)
+
 # (name, statements) per step, oldest first; append only.
 SQLITE_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("outbox", OUTBOX),
@@ -161,4 +189,5 @@ SQLITE_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("visitor_claims", VISITOR_CLAIMS),
     ("console", CONSOLE),
     ("suppressions", SUPPRESSIONS),
+    ("delivery_log", DELIVERY_LOG),
 )

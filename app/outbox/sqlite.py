@@ -17,9 +17,11 @@ from app.outbox import migrations
 from app.outbox.leader_commit import COMMIT_WAIT_S
 from app.outbox.leader_commit import GroupCommitter
 from app.outbox.process_lock import ProcessLock
+from app.outbox.rows import row_to_stored
 from app.outbox.sqlite_operators import SqliteOperatorMixin
 from app.outbox.sqlite_sql import BUMP_TOTAL
 from app.outbox.sqlite_sql import COLUMNS
+from app.outbox.sqlite_sql import LAST_EVENT_ID
 from app.outbox.sqlite_sql import ROWS_PER_INSERT
 from app.outbox.sqlite_sql import SEEN_MESSAGE_IDS
 from app.outbox.sqlite_sql import claim_message_ids
@@ -29,7 +31,6 @@ from app.outbox.sqlite_sql import id_chunks
 from app.outbox.sqlite_sql import insert_events
 from app.outbox.sqlite_sql import marks
 from app.outbox.sqlite_sql import private_file
-from app.outbox.sqlite_sql import row_to_stored
 from app.outbox.store import VISITOR_FREE
 from app.outbox.store import Routed
 from app.outbox.store import State
@@ -167,11 +168,18 @@ class SqliteStore(SqliteOperatorMixin):
         try:
             seen = dict(conn.execute(SEEN_MESSAGE_IDS, (ids,)).fetchall())
             results, claims, fresh, dropped = self._plan_adds(works, seen)
+            # The rows get the ids after the largest (see insert_events): the dedupe entry
+            # remembers each one, so the console finds an event by messageId without an index.
+            (last_id,) = conn.execute(LAST_EVENT_ID).fetchone() if fresh else (0,)
             for start in range(0, len(fresh), ROWS_PER_INSERT):
                 chunk = fresh[start : start + ROWS_PER_INSERT]
                 conn.execute(
                     claim_message_ids(len(chunk)),
-                    flat(claims[start : start + ROWS_PER_INSERT]),
+                    [
+                        value
+                        for i, (mid, at) in enumerate(claims[start : start + ROWS_PER_INSERT])
+                        for value in (mid, at, last_id + start + i + 1)
+                    ],
                 )
                 conn.execute(insert_events(len(chunk)), flat(chunk))
             for key, n in dropped.items():

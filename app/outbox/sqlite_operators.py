@@ -13,11 +13,18 @@ from typing import Any
 
 from app.outbox.recent import activity_series
 from app.outbox.recent import recent_query
+from app.outbox.rows import CALL_COLUMNS
+from app.outbox.rows import RECORD_CALL
+from app.outbox.rows import call_row
+from app.outbox.rows import row_to_stored
 from app.outbox.sqlite_sql import CHUNK_ROWS
 from app.outbox.sqlite_sql import COLUMNS
 from app.outbox.sqlite_sql import COMPACT_BLANK
 from app.outbox.sqlite_sql import COMPACT_CHUNK
 from app.outbox.sqlite_sql import COMPACT_DELETE
+from app.outbox.sqlite_sql import NOTE_ATTEMPT
+from app.outbox.sqlite_sql import OLDEST_CALL
+from app.outbox.sqlite_sql import PRUNE_CALLS
 from app.outbox.sqlite_sql import PRUNE_DELETE
 from app.outbox.sqlite_sql import PRUNE_FIRST
 from app.outbox.sqlite_sql import PRUNE_NEXT
@@ -25,7 +32,9 @@ from app.outbox.sqlite_sql import PURGE_BLANK
 from app.outbox.sqlite_sql import PURGE_DEAD
 from app.outbox.sqlite_sql import marks
 from app.outbox.sqlite_sql import purge_dead_sql
-from app.outbox.sqlite_sql import row_to_stored
+from app.outbox.store import MAX_HISTORY
+from app.outbox.store import Attempt
+from app.outbox.store import Call
 from app.outbox.store import StoredEvent
 
 
@@ -94,6 +103,7 @@ class SqliteOperatorMixin:
         updated later still. The newest row becomes a placeholder rather than going (an id must
         never name two events; see sqlite_sql.py).
         """
+        self._prune_calls(before)
         removed, after = 0, 0
         while True:
             with self._write() as conn:
@@ -105,6 +115,49 @@ class SqliteOperatorMixin:
             if last_received >= before:
                 return removed
             after = last
+
+    def note(self, attempts: Mapping[int, Attempt]) -> None:
+        """Append each event's attempt to its history and record the lead it landed on."""
+        if not attempts:
+            return
+        rows = [
+            (a.lead_id, MAX_HISTORY, json.dumps(a.as_dict(), separators=(",", ":")), event_id)
+            for event_id, a in sorted(attempts.items())
+        ]
+        with self._write() as conn:
+            conn.executemany(NOTE_ATTEMPT, rows)
+
+    def record_calls(self, batch: str, calls: Sequence[Call]) -> None:
+        """Keep the Marketo calls made for one batch."""
+        if not calls:
+            return
+        with self._write() as conn:
+            conn.executemany(RECORD_CALL, [call_row(batch, c) for c in calls])
+
+    def calls(self, batches: Sequence[str]) -> dict[str, list[Call]]:
+        """Return the recorded calls of these batches, oldest first."""
+        found: dict[str, list[Call]] = {}
+        if not batches:
+            return found
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {CALL_COLUMNS} FROM delivery_calls WHERE batch IN"
+                f" ({marks(len(batches))}) ORDER BY id",
+                tuple(batches),
+            ).fetchall()
+        for batch, *values in rows:
+            found.setdefault(batch, []).append(Call(*values))
+        return found
+
+    def _prune_calls(self, before: float) -> int:
+        """Delete the calls recorded before `before`, oldest first, a chunk per transaction."""
+        removed = 0
+        while True:
+            with self._write() as conn:
+                oldest = conn.execute(OLDEST_CALL).fetchone()
+                if oldest is None or oldest[0] >= before:
+                    return removed
+                removed += conn.execute(PRUNE_CALLS, (before, CHUNK_ROWS)).rowcount
 
     def prune_dedupe(self, now: float) -> int:
         """Forget messageIds older than the dedupe window; return how many.
@@ -129,9 +182,12 @@ class SqliteOperatorMixin:
 
     # operator console (app/outbox/recent.py)
 
-    def recent(self, filters: Mapping[str, str | None], limit: int = 50) -> list[StoredEvent]:
-        """Return the newest events matching the filters (userId, anonymousId, messageId, state)."""
-        sql, args = recent_query(COLUMNS, filters, limit, "?")
+    def recent(
+        self, filters: Mapping[str, str | None], limit: int = 50, keys: Sequence[str] = ()
+    ) -> list[StoredEvent]:
+        """Return the newest events matching the filters (userId, anonymousId, email, messageId
+        within the dedupe window of these source `keys`, state)."""
+        sql, args = recent_query(COLUMNS, filters, limit, "?", keys)
         with self._read() as conn:
             rows = conn.execute(sql, args).fetchall()
         return [row_to_stored(r) for r in rows]

@@ -4,26 +4,24 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from collections.abc import Iterator
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from app.outbox.store import Event
 from app.outbox.store import Routed
-from app.outbox.store import State
-from app.outbox.store import StoredEvent
+from app.outbox.store import email_in
 
 COLUMNS = (
     "id, message_id, type, source_key_id, source_kind, received_at, timestamp, user_id,"
-    " anonymous_id, payload, state, reason, detail, attempts, next_attempt_at, updated_at"
+    " anonymous_id, payload, state, reason, detail, attempts, next_attempt_at, updated_at,"
+    " lead_id, history"
 )
 
 INSERT_EVENT = (
     "INSERT INTO events (message_id, type, source_key_id, source_kind, received_at, timestamp,"
-    " user_id, anonymous_id, payload, state, reason, attempts, next_attempt_at, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
+    " user_id, anonymous_id, payload, state, reason, attempts, next_attempt_at, updated_at,"
+    " email) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)"
 )
 
 # The dedupe entries already held for a JSON array of messageIds. Repeats are rare, so this
@@ -33,25 +31,34 @@ SEEN_MESSAGE_IDS = (
     " WHERE message_id IN (SELECT value FROM json_each(?))"
 )
 
-# Rows per multi-row INSERT: 13 parameters a row stays far under SQLite's 32,766 variables.
+# Rows per multi-row INSERT: 14 parameters a row stays far under SQLite's 32,766 variables.
 ROWS_PER_INSERT = 500
 
 
 @lru_cache(maxsize=64)
 def insert_events(n: int) -> str:
-    """Return an INSERT of `n` events rows (13 parameters each) in one statement."""
-    row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
+    """Return an INSERT of `n` events rows (14 parameters each) in one statement.
+
+    SQLite gives the rows of one multi-row INSERT consecutive ids in VALUES order (each new id
+    is the largest + 1, see INTAKE_PAGES), which `claim_message_ids` relies on.
+    """
+    row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)"
     return INSERT_EVENT.partition(" VALUES ")[0] + " VALUES " + ", ".join([row] * n)
 
 
 @lru_cache(maxsize=64)
 def claim_message_ids(n: int) -> str:
-    """Return an upsert recording `n` (message_id, received_at) pairs as seen."""
+    """Return an upsert recording `n` (message_id, received_at, event_id) triples as seen."""
     return (
-        "INSERT INTO dedupe (message_id, received_at) VALUES "
-        + ", ".join(["(?, ?)"] * n)
-        + " ON CONFLICT (message_id) DO UPDATE SET received_at = excluded.received_at"
+        "INSERT INTO dedupe (message_id, received_at, event_id) VALUES "
+        + ", ".join(["(?, ?, ?)"] * n)
+        + " ON CONFLICT (message_id) DO UPDATE SET received_at = excluded.received_at,"
+        " event_id = excluded.event_id"
     )
+
+
+# The id the next inserted events row gets is this plus one (read under the write lock).
+LAST_EVENT_ID = "SELECT coalesce(max(id), 0) FROM events"
 
 
 # Rows per housekeeping chunk: each chunk is one short write transaction.
@@ -66,7 +73,7 @@ _NEWEST = "id = (SELECT max(id) FROM events) AND message_id != ''"
 _BLANK = (
     "UPDATE events SET message_id = '', type = 'placeholder', source_key_id = '',"
     " user_id = NULL, anonymous_id = NULL, payload = '{}', state = 'delivered', reason = NULL,"
-    " detail = NULL WHERE "
+    " detail = NULL, email = NULL, lead_id = NULL, history = NULL WHERE "
 )
 
 # The last id and its received_at among the next CHUNK_ROWS ids after a cursor.
@@ -121,12 +128,20 @@ def path_from_url(store_url: str, base_dir: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
-def row_to_stored(row: sqlite3.Row | tuple) -> StoredEvent:
-    """Rebuild a StoredEvent from an `events` row in the column order the queries select."""
-    (rid, mid, typ, key_id, kind, received, ts, uid, aid, payload, state, reason, detail) = row[:13]
-    attempts, next_at, updated = row[13:16]
-    event = Event(mid, typ, key_id, kind, received, ts, uid, aid, json.loads(payload), payload)
-    return StoredEvent(rid, event, State(state), reason, detail, attempts, next_at, updated)
+# One attempt appended to an event's history (a JSON array), the oldest dropped past the cap.
+NOTE_ATTEMPT = (
+    "UPDATE events SET lead_id = coalesce(?, lead_id), history = json_insert("
+    "CASE WHEN json_array_length(coalesce(history, '[]')) >= ?"
+    " THEN json_remove(history, '$[0]') ELSE coalesce(history, '[]') END, '$[#]', json(?))"
+    " WHERE id = ?"
+)
+
+# Oldest calls first, a chunk at a time (ids rise with time).
+OLDEST_CALL = "SELECT at FROM delivery_calls ORDER BY id LIMIT 1"
+PRUNE_CALLS = (
+    "DELETE FROM delivery_calls WHERE id IN"
+    " (SELECT id FROM delivery_calls WHERE at < ? ORDER BY id LIMIT ?)"
+)
 
 
 # SQLite's bound-parameter limit is far higher, but small IN lists keep statements cheap.
@@ -150,12 +165,12 @@ def flat(rows: Sequence[tuple]) -> list:
 
 
 def event_row(routed: Routed, now: float) -> tuple:
-    """Return the 13 parameters of one events row (see `insert_events`)."""
+    """Return the 14 parameters of one events row (see `insert_events`)."""
     ev = routed.event
     payload = ev.payload_json or json.dumps(ev.payload, separators=(",", ":"))
     return (ev.message_id, ev.type, ev.source_key_id, ev.source_kind, ev.received_at,
             ev.timestamp, ev.user_id, ev.anonymous_id, payload, routed.state.value,
-            routed.reason, ev.received_at, now)  # fmt: skip
+            routed.reason, ev.received_at, now, email_in(ev.payload))  # fmt: skip
 
 
 def private_file(path: Path) -> None:

@@ -76,7 +76,12 @@ def dedupe_key(event: Event) -> str:
     Scoped per key, as Segment scopes it per source: a browser key is public, and a beacon
     must not be able to pre-empt (and so silently discard) a server event's messageId.
     """
-    return f"{event.source_key_id}\x1f{event.message_id}"
+    return dedupe_key_of(event.source_key_id, event.message_id)
+
+
+def dedupe_key_of(source_key_id: str, message_id: str) -> str:
+    """Return the dedupe entry's key for a messageId sent with one source key."""
+    return f"{source_key_id}\x1f{message_id}"
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,11 @@ class Routed:
 
 @dataclass(frozen=True)
 class StoredEvent:
-    """An event as the outbox holds it."""
+    """An event as the outbox holds it.
+
+    `lead_id` is the Marketo lead its last delivery attempt landed on (when it got that far);
+    `history` lists its attempts, oldest first, as `Attempt.as_dict` wrote them.
+    """
 
     id: int
     event: Event
@@ -100,6 +109,83 @@ class StoredEvent:
     attempts: int
     next_attempt_at: float
     updated_at: float
+    lead_id: int | None = None
+    history: tuple[dict[str, Any], ...] = ()
+
+
+#: Attempts an event's history keeps (the oldest go first): enough for every retry the policy
+#: allows, bounded for an event held and released again and again.
+MAX_HISTORY = 20
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One delivery attempt of one event, as the console shows it.
+
+    `batch` names the Marketo calls made for the batch it went in (`Store.calls`).
+    """
+
+    at: float
+    outcome: str
+    reason: str | None = None
+    batch: str | None = None
+    lead_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the JSON-ready form kept in the event's history."""
+        out: dict[str, Any] = {"at": round(self.at, 3), "outcome": self.outcome}
+        for name in ("reason", "batch", "lead_id"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+@dataclass(frozen=True)
+class Call:
+    """One Marketo call made while delivering a batch: what, when, and how it ended.
+
+    Holds no request or answer body, so it never holds a person's data: `message` is Marketo's
+    error message (or ours for a transport failure), cut to `MAX_CALL_MESSAGE` characters.
+    """
+
+    at: float
+    method: str
+    endpoint: str
+    status: str
+    ms: int
+    code: str | None = None
+    message: str | None = None
+    records: int | None = None
+
+
+#: Characters of a call's error message kept for the console.
+MAX_CALL_MESSAGE = 300
+
+#: Longest value kept in the events.email column (the console's email filter); longer ones are
+#: not addresses Marketo would take.
+MAX_EMAIL = 254
+
+
+def email_in(payload: Mapping[str, Any]) -> str | None:
+    """Return the email an event names, lower-cased, for the console's email filter.
+
+    The same places delivery looks (traits, context traits, an email-shaped userId), read
+    without trusting them: the column only finds events, it never decides a lead.
+    """
+    traits = payload.get("traits")
+    context = payload.get("context")
+    context_traits = context.get("traits") if isinstance(context, Mapping) else None
+    for candidate in (
+        traits.get("email") if isinstance(traits, Mapping) else None,
+        context_traits.get("email") if isinstance(context_traits, Mapping) else None,
+        payload.get("userId"),
+    ):
+        if isinstance(candidate, str) and "@" in candidate:
+            value = candidate.strip().lower()
+            if 3 <= len(value) <= MAX_EMAIL:
+                return value
+    return None
 
 
 class Store(Protocol):
@@ -170,18 +256,35 @@ class Store(Protocol):
     def purge(self, ids: Sequence[int] | None, reason: str | None) -> int:
         """Delete dead events (these ids, or this reason, or all when both are None)."""
 
-    def recent(self, filters: Mapping[str, str | None], limit: int = 50) -> list[StoredEvent]:
-        """Return the newest events matching every filter (user_id, anonymous_id, message_id,
-        state), through an index (the console's live events)."""
+    def recent(
+        self, filters: Mapping[str, str | None], limit: int = 50, keys: Sequence[str] = ()
+    ) -> list[StoredEvent]:
+        """Return the newest events matching every filter (user_id, anonymous_id, email,
+        message_id, state), through an index (the console's live events).
+
+        A messageId is found through the dedupe window's entries of the source `keys` (the
+        window remembers each messageId per key, with the event it stored).
+        """
 
     def activity(self, since: float) -> dict[str, dict[int, int]]:
         """Return {series: {minute number: count}} since `since` (received, delivered, ...)."""
+
+    def note(self, attempts: Mapping[int, Attempt]) -> None:
+        """Append each event's attempt to its history (at most `MAX_HISTORY` kept) and record
+        the lead it landed on, when known."""
+
+    def record_calls(self, batch: str, calls: Sequence[Call]) -> None:
+        """Keep the Marketo calls made for one batch (the console shows them per event)."""
+
+    def calls(self, batches: Sequence[str]) -> dict[str, list[Call]]:
+        """Return the recorded calls of these batches, oldest first."""
 
     def purge_dead(self, before: float) -> int:
         """Delete dead events last updated before `before`; return how many."""
 
     def compact(self, before: float) -> int:
-        """Delete delivered and dropped rows older than `before`; counts by outcome survive."""
+        """Delete delivered and dropped rows older than `before`, and the calls recorded before
+        it; counts by outcome survive."""
 
     def prune_dedupe(self, now: float) -> int:
         """Forget messageIds older than the dedupe window, so a late repeat is stored again."""
