@@ -3,7 +3,8 @@
 Run: `python -m bench.console [--events 1000000] [--runs 20] [--db PATH]`.
 
 Fills the outbox directly (one day of events, newest last: 93% delivered, 3% dropped, 2%
-pending, 1% held, 1% dead, 5000 visitors), signs in through the sign-in form and times every
+pending, 1% held, 1% dead, 5000 visitors, one in ten naming an email, each with its dedupe
+entry, finished ones with a history line, and the Marketo calls of every 300-event batch), signs in through the sign-in form and times every
 page with the Flask test client: median and worst of `--runs`, warm cache. Then, as the
 baseline for what the console's indexes cost intake, times 100-event adds on a fresh outbox
 with and without them.
@@ -30,12 +31,20 @@ from app.settings import hash_secret
 
 ADMIN = "ak_bench_admin_key_000000000000"
 INSERT = (
-    "INSERT INTO events (message_id, type, source_key_id, source_kind, received_at, timestamp,"
-    " user_id, anonymous_id, payload, state, reason, detail, attempts, next_attempt_at,"
-    " updated_at) VALUES (?, 'track', 'key_server', 'server', ?, '2026-01-01T00:00:00Z', ?, ?,"
-    " ?, ?, ?, ?, 0, ?, ?)"
+    "INSERT INTO events (id, message_id, type, source_key_id, source_kind, received_at,"
+    " timestamp, user_id, anonymous_id, payload, state, reason, detail, attempts,"
+    " next_attempt_at, updated_at, email, lead_id, history) VALUES (?, ?, 'track', 'key_server',"
+    " 'server', ?, '2026-01-01T00:00:00Z', ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)"
 )
-CONSOLE_INDEXES = ("events_recent", "events_user", "events_anonymous", "events_message")
+# Every event is inside the dedupe window (one day): each has its entry naming its row.
+DEDUPE = "INSERT INTO dedupe (message_id, received_at, event_id) VALUES (?, ?, ?)"
+CALL = (
+    "INSERT INTO delivery_calls (batch, at, method, endpoint, status, ms, code, message, records)"
+    " VALUES (?, ?, 'POST', ?, 'success', 640, NULL, NULL, 300)"
+)
+CONSOLE_INDEXES = ("events_recent", "events_user", "events_anonymous", "events_email")
+#: One event in this many names an email (an identify, or context.traits.email).
+EMAIL_EVERY = 10
 
 
 def state_of(i: int) -> tuple[str, str | None]:
@@ -60,28 +69,43 @@ def fill(db: Path, events: int, now: float) -> None:
     span = 24 * 3600.0
     chunk = 50_000
     for start in range(0, events, chunk):
-        rows = []
+        rows, seen, calls = [], [], []
         for i in range(start, min(events, start + chunk)):
             received = now - span + span * i / events
             state, reason = state_of(i)
             mid = f"msg-{i:08d}"
             user = f"user-{i % 5000}"
-            payload = json.dumps(
-                {
-                    "type": "track",
-                    "event": "Signed Up",
-                    "messageId": mid,
-                    "userId": user,
-                    "properties": {"plan": "pro", "seats": i % 9},
-                },  # fmt: skip
-                separators=(",", ":"),
-            )
+            message = {
+                "type": "track",
+                "event": "Signed Up",
+                "messageId": mid,
+                "userId": user,
+                "properties": {"plan": "pro", "seats": i % 9},
+            }
+            email = f"{user}@example.com" if i % EMAIL_EVERY == 0 else None
+            if email:
+                message["context"] = {"traits": {"email": email}}
+            payload = json.dumps(message, separators=(",", ":"))
             updated = received + (1.5 if state != "held" else 0)
-            rows.append((mid, received, user, f"anon-{i % 5000}", payload, state, reason,
+            batch = f"b{i // 300:06d}"
+            done = state in ("delivered", "dead")
+            lead = 1000 + i % 5000 if state == "delivered" else None
+            history = (
+                json.dumps([{"at": updated, "outcome": state, "batch": batch, "lead_id": lead}])
+                if done
+                else None
+            )
+            rows.append((i + 1, mid, received, user, f"anon-{i % 5000}", payload, state, reason,
                          "field planTier not found" if state == "dead" else None,
-                         received, min(updated, now)))  # fmt: skip
+                         received, min(updated, now), email, lead, history))  # fmt: skip
+            seen.append((f"key_server\x1f{mid}", received, i + 1))
+            if i % 300 == 0:
+                calls += [(batch, updated, "/rest/v1/leads.json"),
+                          (batch, updated, "/rest/v1/activities/external.json")]  # fmt: skip
         conn.execute("BEGIN")
         conn.executemany(INSERT, rows)
+        conn.executemany(DEDUPE, seen)
+        conn.executemany(CALL, calls)
         conn.execute("COMMIT")
     conn.execute("ANALYZE")
     conn.close()
@@ -126,11 +150,13 @@ def time_pages(db: Path, runs: int) -> list[tuple[str, float, float]]:
         "/console/events?userId=user-4321",
         "/console/events?anonymousId=anon-17",
         "/console/events?messageId=msg-00500000",
+        "/console/events?email=user-4320@example.com",
         "/console/events?state=dropped",
         "/console/events?state=dead",
         "/console/events?state=held",
         "/console/events?state=pending",
         f"/console/events/{dead_id}",
+        "/console/events/1001",  # delivered: its history and the calls of its batch
         "/console/dead-letters",
         "/console/dead-letters?reason=marketo_1006",
         "/console/install",
@@ -163,7 +189,7 @@ def intake_rate(with_indexes: bool, events: int = 20_000) -> float:
         if not with_indexes:
             with sqlite3.connect(db) as conn:
                 for name in CONSOLE_INDEXES:
-                    conn.execute(f"DROP INDEX {name}")
+                    conn.execute(f"DROP INDEX IF EXISTS {name}")
         start = time.perf_counter()
         for _ in range(events // 100):
             now = time.time()
@@ -171,6 +197,8 @@ def intake_rate(with_indexes: bool, events: int = 20_000) -> float:
             for _ in range(100):
                 mid = str(uuid.uuid4())
                 payload = {"type": "track", "event": "x", "messageId": mid, "userId": mid[:8]}
+                if mid[0] in "0123":  # a quarter of them name an email
+                    payload["context"] = {"traits": {"email": f"{mid[:8]}@example.com"}}
                 batch.append(Routed(Event(mid, "track", "k", "server", now, "t", mid[:8],
                                           "a-" + mid[9:13], payload)))  # fmt: skip
             store.add(batch, now)

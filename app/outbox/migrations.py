@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -92,6 +93,24 @@ def current(conn: Any, dialect: str) -> int:
     return int(row[0] or 0)
 
 
+_ADD_COLUMN = re.compile(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", re.I)
+
+
+def _sqlite_execute(conn: Any, statement: str) -> None:
+    """Run one SQLite step statement; an ADD COLUMN of a column already there does nothing.
+
+    SQLite has no `ADD COLUMN IF NOT EXISTS` (PostgreSQL's steps use it), and a step must be
+    safe to re-apply over a half-upgraded copy restored by hand.
+    """
+    added = _ADD_COLUMN.match(statement.strip())
+    if added is not None:
+        table, column = added.groups()
+        existing = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column in existing:
+            return
+    conn.execute(statement)
+
+
 def upgrade(conn: Any, dialect: str, target: int = LATEST) -> list[Migration]:
     """Apply every step above the database's version up to `target`; return the steps applied.
 
@@ -114,7 +133,7 @@ def _upgrade_sqlite(conn: sqlite3.Connection, target: int) -> list[Migration]:
         steps = _pending(current(conn, SQLITE), target)
         for step in steps:
             for statement in step.sqlite:
-                conn.execute(statement)
+                _sqlite_execute(conn, statement)
             conn.execute(
                 "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
                 (step.version, step.name, time.time()),

@@ -183,9 +183,19 @@ def email_in(payload: Mapping[str, Any]) -> str | None:
     ):
         if isinstance(candidate, str) and "@" in candidate:
             value = candidate.strip().lower()
-            if 3 <= len(value) <= MAX_EMAIL:
+            if 3 <= len(value) <= MAX_EMAIL and _encodable(value):
                 return value
     return None
+
+
+def _encodable(text: str) -> bool:
+    """Tell whether a text can be stored as UTF-8 (intake refuses lone surrogates; events
+    stored by other paths may still hold one, and a column must not fail their commit)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Store(Protocol):

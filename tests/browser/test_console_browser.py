@@ -12,12 +12,14 @@ import requests
 from werkzeug.serving import make_server
 
 from app import create_app
+from app.devtools.fake_marketo import FakeMarketo
 from app.lifecycle import close as close_app
 from app.outbox import get_store
 from app.settings import hash_secret
 from tests.browser.conftest import WAIT_S
 from tests.conftest import base_document
 from tests.fixtures_intake import basic_auth
+from tests.fixtures_marketo import marketo_document
 
 ADMIN_KEY = "ak_browser_test_admin_0123456789"
 HOSTILE = '"><img src=x onerror=alert(1)><script>alert(2)</script>'
@@ -127,5 +129,99 @@ def test_operator_signs_in_watches_events_and_replays_a_dead_letter(
         copied = page.evaluate("navigator.clipboard.readText()")
         assert copied.startswith("<script") and "/v1/loader.js?k=bk_test_browser_key" in copied
         assert dialogs == [] and errors == []
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def delivering_gateway(tmp_path: Path):
+    """A console gateway whose embedded worker delivers to a fake Marketo; yields (url, app,
+    fake)."""
+    fake = FakeMarketo().start()
+    document = {**base_document(), **marketo_document(fake)}
+    document["keys"].append(
+        {"id": "key_admin", "kind": "admin", "secret_hash": hash_secret(ADMIN_KEY)}
+    )
+    document["store_url"] = f"sqlite:///{tmp_path / 'outbox.db'}"
+    path = tmp_path / "instance" / "settings.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(document))
+    app = create_app(
+        {"TESTING": True, "SETTINGS_PATH": str(path), "GATEWAY_EMBEDDED_WORKER": True,
+         "ENVIRON": {}}
+    )  # fmt: skip
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="console-http", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", app, fake
+    server.shutdown()
+    server.server_close()
+    close_app(app)
+    fake.stop()
+
+
+def wait_for(check, what: str):
+    """Poll `check` until it returns a true value, or fail after WAIT_S."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_operator_filters_by_email_sees_the_marketo_call_and_purges_a_dead_letter(
+    chromium, delivering_gateway
+):
+    """Live events filtered by email, the event page's Marketo calls and lead, then a dead
+    letter purged only after its confirmation."""
+    url, app, fake = delivering_gateway
+    store = get_store(app)
+    fake.script("/activities/external.json", {"record_errors": {0: "1006"}})
+    track(url, messageId="m-refused", userId="zed", context={"traits": {"email": "zed@x.io"}})
+    wait_for(lambda: store.find("m-refused")[0].state.value == "dead", "the 1006 dead letter")
+    for user in ("amy", "ben"):
+        track(
+            url, messageId=f"m-{user}", userId=user, context={"traits": {"email": f"{user}@x.io"}}
+        )
+    wait_for(lambda: store.find("m-ben")[0].state.value == "delivered", "delivery")
+    amy = store.find("m-amy")[0]
+    assert amy.lead_id is not None
+
+    context = chromium.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("dialog", lambda d: (errors.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_default_timeout(WAIT_S * 1000)
+    try:
+        page.goto(f"{url}/console/events")
+        page.fill("input[name=key]", ADMIN_KEY)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#event-rows tr")
+        page.fill("input[name=email]", "AMY@x.io")
+        page.click("form.filters button[type=submit]")
+        page.wait_for_function("document.querySelectorAll('#event-rows tr').length === 1")
+        assert str(amy.lead_id) in page.inner_text("#event-rows")
+        page.click("#event-rows a")
+        page.wait_for_selector("#history")
+        history = page.inner_text("#history")
+        assert "POST /rest/v1/activities/external.json" in history
+        assert "delivered" in history and f"lead {amy.lead_id}" in history
+        assert page.inner_text("#event-lead") == str(amy.lead_id)
+
+        refused = store.find("m-refused")[0]
+        page.goto(f"{url}/console/events/{refused.id}")
+        assert "1006" in page.inner_text("#history")
+        page.click("text=Dead letters")
+        page.click(f"#purge-{refused.id}")
+        page.wait_for_selector("#confirm")
+        assert store.get(refused.id) is not None  # nothing happens before the confirmation
+        page.click("#confirm")
+        page.wait_for_selector(".flash")
+        assert "Purged 1 dead letter" in page.inner_text(".flash")
+        assert store.get(refused.id) is None
+        assert errors == []
     finally:
         context.close()
