@@ -4,10 +4,10 @@ Run: `python -m bench.console [--events 1000000] [--runs 20] [--db PATH]`.
 
 Fills the outbox directly (one day of events, newest last: 93% delivered, 3% dropped, 2%
 pending, 1% held, 1% dead, 5000 visitors, one in ten naming an email, each with its dedupe
-entry, finished ones with a history line, and the Marketo calls of every 300-event batch), signs in through the sign-in form and times every
-page with the Flask test client: median and worst of `--runs`, warm cache. Then, as the
-baseline for what the console's indexes cost intake, times 100-event adds on a fresh outbox
-with and without them.
+entry, finished ones with a history line, and the Marketo calls of every 300-event batch),
+signs in through the sign-in form and times every page with the Flask test client: median and
+worst of `--runs`, warm cache. Then, as the baseline for what the console's indexes cost
+intake, times 100-event adds on a fresh outbox with and without them.
 """
 
 from __future__ import annotations
