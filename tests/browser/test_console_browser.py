@@ -172,7 +172,7 @@ def wait_for(check, what: str):
 
 
 def test_operator_filters_by_email_sees_the_marketo_call_and_purges_a_dead_letter(
-    chromium, delivering_gateway
+    chromium, delivering_gateway, tmp_path: Path
 ):
     """Live events filtered by email, the event page's Marketo calls and lead, then a dead
     letter purged only after its confirmation."""
@@ -210,6 +210,10 @@ def test_operator_filters_by_email_sees_the_marketo_call_and_purges_a_dead_lette
         assert "POST /rest/v1/activities/external.json" in history
         assert "delivered" in history and f"lead {amy.lead_id}" in history
         assert page.inner_text("#event-lead") == str(amy.lead_id)
+        shots = tmp_path / "screenshots"
+        shots.mkdir()
+        page.screenshot(path=str(shots / "event.png"), full_page=True)
+        print(f"console screenshots in {shots}")
 
         refused = store.find("m-refused")[0]
         page.goto(f"{url}/console/events/{refused.id}")
