@@ -27,9 +27,10 @@ from app.outbox.recent import activity_series
 from app.outbox.recent import recent_query
 from app.outbox.rows import CALL_COLUMNS
 from app.outbox.rows import RECORD_CALL
+from app.outbox.rows import attempt_rows
 from app.outbox.rows import call_row
+from app.outbox.rows import calls_by_batch
 from app.outbox.rows import row_to_stored
-from app.outbox.store import MAX_HISTORY
 from app.outbox.store import VISITOR_FREE
 from app.outbox.store import Attempt
 from app.outbox.store import Call
@@ -375,10 +376,7 @@ class PostgresStore:
         """Append each event's attempt to its history and record the lead it landed on."""
         if not attempts:
             return
-        rows = [
-            (a.lead_id, MAX_HISTORY, json.dumps(a.as_dict(), separators=(",", ":")), event_id)
-            for event_id, a in sorted(attempts.items())
-        ]
+        rows = attempt_rows(attempts)
         with self._conn() as conn, conn.cursor() as cur:
             cur.executemany(_NOTE_ATTEMPT, rows)
 
@@ -395,17 +393,14 @@ class PostgresStore:
 
     def calls(self, batches: Sequence[str]) -> dict[str, list[Call]]:
         """Return the recorded calls of these batches, oldest first."""
-        found: dict[str, list[Call]] = {}
         if not batches:
-            return found
+            return {}
         with self._conn() as conn:
             rows = conn.execute(
                 f"SELECT {CALL_COLUMNS} FROM delivery_calls WHERE batch = ANY(%s) ORDER BY id",
                 (list(batches),),
             ).fetchall()
-        for batch, *values in rows:
-            found.setdefault(batch, []).append(Call(*values))
-        return found
+        return calls_by_batch(rows)
 
     def prune_dedupe(self, now: float) -> int:
         """Forget messageIds older than the dedupe window; return how many."""

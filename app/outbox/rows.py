@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
 from app.outbox.store import MAX_CALL_MESSAGE
+from app.outbox.store import MAX_HISTORY
+from app.outbox.store import Attempt
 from app.outbox.store import Call
 from app.outbox.store import Event
 from app.outbox.store import State
@@ -36,3 +40,20 @@ def call_row(batch: str, call: Call) -> tuple:
     message = call.message[:MAX_CALL_MESSAGE] if call.message else None
     return (batch, call.at, call.method, call.endpoint, call.status, int(call.ms), call.code,
             message, call.records)  # fmt: skip
+
+
+def attempt_rows(attempts: Mapping[int, Attempt]) -> list[tuple]:
+    """Return the parameters of each event's history append, in id order (both backends'
+    NOTE_ATTEMPT take lead id, history cap, attempt JSON, event id)."""
+    return [
+        (a.lead_id, MAX_HISTORY, json.dumps(a.as_dict(), separators=(",", ":")), event_id)
+        for event_id, a in sorted(attempts.items())
+    ]
+
+
+def calls_by_batch(rows: Iterable[Sequence[Any]]) -> dict[str, list[Call]]:
+    """Group delivery_calls rows (CALL_COLUMNS order) by batch, keeping their order."""
+    found: dict[str, list[Call]] = {}
+    for batch, *values in rows:
+        found.setdefault(batch, []).append(Call(*values))
+    return found

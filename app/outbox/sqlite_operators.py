@@ -15,7 +15,9 @@ from app.outbox.recent import activity_series
 from app.outbox.recent import recent_query
 from app.outbox.rows import CALL_COLUMNS
 from app.outbox.rows import RECORD_CALL
+from app.outbox.rows import attempt_rows
 from app.outbox.rows import call_row
+from app.outbox.rows import calls_by_batch
 from app.outbox.rows import row_to_stored
 from app.outbox.sqlite_sql import CHUNK_ROWS
 from app.outbox.sqlite_sql import COLUMNS
@@ -32,7 +34,6 @@ from app.outbox.sqlite_sql import PURGE_BLANK
 from app.outbox.sqlite_sql import PURGE_DEAD
 from app.outbox.sqlite_sql import marks
 from app.outbox.sqlite_sql import purge_dead_sql
-from app.outbox.store import MAX_HISTORY
 from app.outbox.store import Attempt
 from app.outbox.store import Call
 from app.outbox.store import StoredEvent
@@ -120,10 +121,7 @@ class SqliteOperatorMixin:
         """Append each event's attempt to its history and record the lead it landed on."""
         if not attempts:
             return
-        rows = [
-            (a.lead_id, MAX_HISTORY, json.dumps(a.as_dict(), separators=(",", ":")), event_id)
-            for event_id, a in sorted(attempts.items())
-        ]
+        rows = attempt_rows(attempts)
         with self._write() as conn:
             conn.executemany(NOTE_ATTEMPT, rows)
 
@@ -136,18 +134,15 @@ class SqliteOperatorMixin:
 
     def calls(self, batches: Sequence[str]) -> dict[str, list[Call]]:
         """Return the recorded calls of these batches, oldest first."""
-        found: dict[str, list[Call]] = {}
         if not batches:
-            return found
+            return {}
         with self._read() as conn:
             rows = conn.execute(
                 f"SELECT {CALL_COLUMNS} FROM delivery_calls WHERE batch IN"
                 f" ({marks(len(batches))}) ORDER BY id",
                 tuple(batches),
             ).fetchall()
-        for batch, *values in rows:
-            found.setdefault(batch, []).append(Call(*values))
-        return found
+        return calls_by_batch(rows)
 
     def _prune_calls(self, before: float) -> int:
         """Delete the calls recorded before `before`, oldest first, a chunk per transaction."""

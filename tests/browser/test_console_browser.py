@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -25,33 +28,42 @@ ADMIN_KEY = "ak_browser_test_admin_0123456789"
 HOSTILE = '"><img src=x onerror=alert(1)><script>alert(2)</script>'
 
 
-@pytest.fixture
-def console_gateway(tmp_path: Path):
-    """A gateway with an admin key served on a loopback port; yields (url, app)."""
-    document = base_document()
-    document["keys"].append(
-        {"id": "key_admin", "kind": "admin", "secret_hash": hash_secret(ADMIN_KEY)}
-    )
+@contextmanager
+def serve_console(tmp_path: Path, worker: bool, **settings) -> Iterator[tuple[str, Any]]:
+    """Serve a gateway with an admin key (and `settings`) on a loopback port; yield (url, app).
+
+    With `worker`, its embedded dispatcher delivers as in production.
+    """
+    document = {**base_document(), **settings}
+    document["keys"] = [
+        *document["keys"],
+        {"id": "key_admin", "kind": "admin", "secret_hash": hash_secret(ADMIN_KEY)},
+    ]
     document["store_url"] = f"sqlite:///{tmp_path / 'outbox.db'}"
-    document["events"] = {n: {"activity_type_id": 100001} for n in ("Signed Up", "Late", HOSTILE)}
     path = tmp_path / "instance" / "settings.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(document))
     app = create_app(
-        {
-            "TESTING": True,
-            "SETTINGS_PATH": str(path),
-            "GATEWAY_EMBEDDED_WORKER": False,
-            "ENVIRON": {},
-        }
-    )
+        {"TESTING": True, "SETTINGS_PATH": str(path), "GATEWAY_EMBEDDED_WORKER": worker,
+         "ENVIRON": {}}
+    )  # fmt: skip
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="console-http", daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", app
-    server.shutdown()
-    server.server_close()
-    close_app(app)
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", app
+    finally:
+        server.shutdown()
+        server.server_close()
+        close_app(app)
+
+
+@pytest.fixture
+def console_gateway(tmp_path: Path):
+    """A gateway with an admin key and no worker; yields (url, app)."""
+    events = {n: {"activity_type_id": 100001} for n in ("Signed Up", "Late", HOSTILE)}
+    with serve_console(tmp_path, False, events=events) as served:
+        yield served
 
 
 def track(url: str, **fields) -> None:
@@ -138,26 +150,11 @@ def delivering_gateway(tmp_path: Path):
     """A console gateway whose embedded worker delivers to a fake Marketo; yields (url, app,
     fake)."""
     fake = FakeMarketo().start()
-    document = {**base_document(), **marketo_document(fake)}
-    document["keys"].append(
-        {"id": "key_admin", "kind": "admin", "secret_hash": hash_secret(ADMIN_KEY)}
-    )
-    document["store_url"] = f"sqlite:///{tmp_path / 'outbox.db'}"
-    path = tmp_path / "instance" / "settings.json"
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(document))
-    app = create_app(
-        {"TESTING": True, "SETTINGS_PATH": str(path), "GATEWAY_EMBEDDED_WORKER": True,
-         "ENVIRON": {}}
-    )  # fmt: skip
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="console-http", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", app, fake
-    server.shutdown()
-    server.server_close()
-    close_app(app)
-    fake.stop()
+    try:
+        with serve_console(tmp_path, True, **marketo_document(fake)) as (url, app):
+            yield url, app, fake
+    finally:
+        fake.stop()
 
 
 def wait_for(check, what: str):
