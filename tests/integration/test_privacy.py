@@ -75,6 +75,48 @@ def test_consent_settings_are_validated(write_settings, settings_path):
     assert validate(document) == []
 
 
+@pytest.mark.parametrize(
+    ("purposes", "fragment"),
+    [
+        ([1, 3], "must be an object of category -> TCF purpose ids"),
+        ({"ads": [1]}, "unknown category"),
+        ({"marketing": []}, "non-empty list of distinct TCF purpose ids 1 to 11"),
+        ({"marketing": [0, 3]}, "TCF purpose ids 1 to 11"),
+        ({"marketing": [1, 12]}, "TCF purpose ids 1 to 11"),
+        ({"marketing": [1, 1]}, "distinct"),
+        ({"marketing": ["1"]}, "TCF purpose ids"),
+        ({"marketing": [True]}, "TCF purpose ids"),
+        ({"analytics": [1, 8]}, "no purposes for the required category 'marketing'"),
+    ],
+)
+def test_tcf_purposes_are_validated(write_settings, purposes, fragment):
+    """A TCF map that is malformed, or leaves a required category out, is refused clearly."""
+    from app.settings import validate
+
+    document = write_settings()
+    document["consent"] = {"mode": "opt_in", "tcf_purposes": purposes}
+    problems = validate(document)
+    assert any(p.startswith("consent.tcf_purposes") and fragment in p for p in problems), problems
+
+
+def test_tcf_purposes_default_and_may_be_turned_off(write_settings):
+    """Absent: the documented defaults; `{}`: TCF is not read; a full map is accepted."""
+    from app.settings import parse
+    from app.settings import validate
+
+    document = write_settings(consent={"mode": "opt_in"})
+    assert dict(parse(document).consent.tcf_purposes) == {
+        "analytics": (1, 8, 9),
+        "marketing": (1, 3, 4),
+    }
+    for purposes in ({}, {"marketing": [1, 2, 3, 4, 7]}):
+        document["consent"] = {"mode": "opt_in", "tcf_purposes": purposes}
+        assert validate(document) == [], purposes
+        assert dict(parse(document).consent.tcf_purposes) == {
+            k: tuple(v) for k, v in purposes.items()
+        }
+
+
 def _tables_holding(app, store_url: str, needles: tuple[str, ...]) -> dict[str, list]:
     """Return, per table of the outbox database, the rows that mention any needle."""
     needles = tuple(n.lower() for n in needles)
