@@ -3,6 +3,7 @@ person everywhere the gateway keeps them (SQLite and PostgreSQL), Marketo's lead
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import sqlite3
@@ -13,8 +14,11 @@ import pytest
 
 from app.delivery import get_shared
 from app.outbox import get_store
+from app.privacy.identity import hashes_of
 from app.ratelimit import Budget
 from app.settings import settings_holder
+from tests.conftest import BROWSER_KEY
+from tests.conftest import SERVER_KEY
 from tests.integration.test_lists_audiences import AUTH
 from tests.integration.test_lists_audiences import Gateway
 
@@ -260,6 +264,91 @@ def test_forget_api_refuses_bad_requests(bo_app_factory):
     assert get_shared(app).suppressed({"x"}) == set()
     store = get_store(app)
     assert store.counts(0)["pending"] == 0
+
+
+def test_unsuppress_api_lifts_a_suppression_as_the_cli_does(bo_app_factory):
+    """POST /v1/privacy/unsuppress with a server key: the next event is routed as usual."""
+    app = bo_app_factory(events=EVENTS)
+    gateway = Gateway(app)
+    forgotten = gateway.client.post(
+        "/v1/privacy/forget", json={"email": "ann@example.com", "userId": "u-9"}, headers=AUTH
+    )
+    assert forgotten.status_code == 200 and forgotten.json["suppressed"] == 2
+    gateway.send("track", userId="u-9", event="Signed Up")
+    assert gateway.counts()["dropped"] == {"suppressed": 1}
+    answer = gateway.client.post("/v1/privacy/unsuppress", json={"userId": "u-9"}, headers=AUTH)
+    assert answer.status_code == 200
+    assert answer.json == {"success": True, "unsuppressed": 1}
+    gateway.send("track", userId="u-9", event="Signed Up")
+    assert gateway.counts()["pending"] == 1
+    # The email named in the same forget is still suppressed; lifting it twice counts it once.
+    gateway.send("identify", userId="u-10", traits={"email": "Ann@Example.com"})
+    assert gateway.counts()["dropped"] == {"suppressed": 2}
+    for expected in (1, 0):
+        answer = gateway.client.post(
+            "/v1/privacy/unsuppress", json={"email": " ann@example.com"}, headers=AUTH
+        )
+        assert answer.json["unsuppressed"] == expected
+
+
+def _basic(secret: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{secret}:".encode()).decode()}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        _basic("sk_wrong"),
+        _basic(BROWSER_KEY),  # a browser key is public: it may not lift a suppression
+        {"Authorization": "Bearer " + SERVER_KEY},
+    ],
+)
+def test_unsuppress_api_needs_a_server_key(bo_app_factory, headers):
+    """No key, a wrong one or a browser key: 401 and the person stays suppressed."""
+    app = bo_app_factory()
+    shared = get_shared(app)
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["privacy", "forget", "--user-id", "u-9"]).exit_code == 0
+    listed = shared.suppressed(hashes_of({("userId", "u-9")}))
+    answer = app.test_client().post(
+        "/v1/privacy/unsuppress", json={"userId": "u-9"}, headers=headers
+    )
+    assert answer.status_code == 401, answer.json
+    assert answer.json["success"] is False
+    assert shared.suppressed(hashes_of({("userId", "u-9")})) == listed != set()
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({}, "invalid_body"),
+        ([], "invalid_body"),
+        ({"userId": 9}, "invalid_identifier"),
+        ({"userId": "  "}, "invalid_identifier"),
+        ({"userId": "u" * 513}, "invalid_identifier"),
+        ({"user_id": "u-9"}, "invalid_body"),
+        ({"userId": "u-9", "marketo": True}, "invalid_body"),  # forget's option only
+        ("not json", None),
+    ],
+)
+def test_unsuppress_api_refuses_bad_input(bo_app_factory, body, code):
+    """Bad bodies: 400 with a code, and the suppression list is unchanged."""
+    app = bo_app_factory()
+    shared = get_shared(app)
+    assert (
+        app.test_cli_runner().invoke(args=["privacy", "forget", "--user-id", "u-9"]).exit_code == 0
+    )
+    client = app.test_client()
+    if isinstance(body, str):
+        headers = {**AUTH, "Content-Type": "application/json"}
+        answer = client.post("/v1/privacy/unsuppress", data=body, headers=headers)
+    else:
+        answer = client.post("/v1/privacy/unsuppress", json=body, headers=AUTH)
+    assert answer.status_code == 400, answer.json
+    if code is not None:
+        assert answer.json["error"]["code"] == code
+    assert shared.suppressed(hashes_of({("userId", "u-9")})) != set()
 
 
 @pytest.mark.parametrize("kind", ["email", "userId", "anonymousId"])
