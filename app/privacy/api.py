@@ -25,6 +25,7 @@ from app.http import server_key_from_auth
 from app.marketo.errors import MarketoError
 from app.privacy.forget import forget
 from app.privacy.forget import unsuppress
+from app.privacy.intake import suppression_list
 
 bp = Blueprint("privacy", __name__, url_prefix="/v1/privacy")
 
@@ -86,6 +87,8 @@ def forget_route() -> Response:
         result = forget(get_shared(app), settings, identifiers, time.time(), client)
     except MarketoError as exc:
         raise _marketo_error(exc) from exc
+    finally:
+        suppression_list(app).invalidate()
     return jsonify({"success": True, **result.as_dict()})
 
 
@@ -98,7 +101,9 @@ def unsuppress_route() -> Response:
     server_key_from_auth(settings)
     identifiers = identifiers_from(read_json_body(MAX_BODY_BYTES))
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    return jsonify({"success": True, "unsuppressed": unsuppress(get_shared(app), identifiers)})
+    lifted = unsuppress(get_shared(app), identifiers)
+    suppression_list(app).invalidate()
+    return jsonify({"success": True, "unsuppressed": lifted})
 
 
 def init_app(app: Flask) -> None:

@@ -15,6 +15,8 @@ import pytest
 from app.delivery import get_shared
 from app.outbox import get_store
 from app.privacy.identity import hashes_of
+from app.privacy.suppression import CHECK_INTERVAL_S
+from app.privacy.suppression import SuppressionList
 from app.ratelimit import Budget
 from app.settings import settings_holder
 from tests.conftest import BROWSER_KEY
@@ -349,6 +351,50 @@ def test_unsuppress_api_refuses_bad_input(bo_app_factory, body, code):
     if code is not None:
         assert answer.json["error"]["code"] == code
     assert shared.suppressed(hashes_of({("userId", "u-9")})) != set()
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_forget_on_another_node_applies_within_the_interval_and_at_delivery(
+    fake_marketo, bo_app_factory, store_url
+):
+    """Node A answers intake from its copy of the list; node B forgets Ann. Within the second
+    A still accepts her event, but its delivery drops it as suppressed and keeps no trace;
+    after the second A's intake drops her events itself."""
+    settings = {"events": EVENTS, "lead_fields": LEAD_FIELDS, "store_url": store_url}
+    node_a, node_b = bo_app_factory(**settings), bo_app_factory(**settings)
+    clock = Clock()
+    node_a.extensions["suppression_list"] = SuppressionList(lambda: get_shared(node_a), clock=clock)
+    a, b = Gateway(node_a), Gateway(node_b)
+    fake_marketo.add_lead(email="bob@example.com", userId="u-bob")
+    a.send("track", userId="u-bob", event="Signed Up", properties={"plan": "Pro"})
+    forgotten = b.client.post("/v1/privacy/forget", json={"userId": "u-ann"}, headers=AUTH)
+    assert forgotten.status_code == 200 and forgotten.json["suppressed"] == 1
+    clock.now += CHECK_INTERVAL_S / 2
+    a.send("track", userId="u-ann", event="Signed Up", properties={"plan": "Late"})
+    assert a.counts()["pending"] == 2  # accepted: A's copy is up to a second old
+    a.deliver()
+    counts = a.counts()
+    assert counts["dropped"] == {"suppressed": 1} and counts["delivered"] == 1
+    assert _tables_holding(node_a, store_url, ("u-ann", "Late")) == {}
+    sent = b"".join(c.body for c in fake_marketo.calls)
+    assert b"Pro" in sent and b"Late" not in sent and b"u-ann" not in sent
+    clock.now += CHECK_INTERVAL_S
+    a.send("track", userId="u-ann", event="Signed Up", properties={"plan": "Later"})
+    assert a.counts()["dropped"] == {"suppressed": 2}
+    # Lifted on B: A's intake lets her in again after the interval.
+    lifted = b.client.post("/v1/privacy/unsuppress", json={"userId": "u-ann"}, headers=AUTH)
+    assert lifted.json["unsuppressed"] == 1
+    clock.now += CHECK_INTERVAL_S
+    a.send("track", userId="u-ann", event="Signed Up", properties={"plan": "Back"})
+    assert a.counts()["pending"] == 1
 
 
 @pytest.mark.parametrize("kind", ["email", "userId", "anonymousId"])
