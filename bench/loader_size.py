@@ -20,15 +20,18 @@ from app.browser.loader import identify_module  # noqa: E402
 from app.browser.loader import library_source  # noqa: E402
 from app.browser.loader import render_loader  # noqa: E402
 from app.browser.loader import served_library  # noqa: E402
+from app.browser.loader import tcf_module  # noqa: E402
 from app.settings import parse  # noqa: E402
 
 # Tracked budgets, gzip -9 bytes, just above today's sizes; raising one is a deliberate change
 # whose commit says why. The goal is 2 KB for what every page view downloads: the loader. The
 # hidden-form and associateLead code and the standard REST -> SOAP field table are in the
-# identify module, which only an identify that needs Marketo fetches (once, then cached).
-LIBRARY_GZIP_BUDGET = 1824  # static/gateway.min.js as served (.ci/build-js); +consent gating
+# identify module, which only an identify that needs Marketo fetches (once, then cached); the
+# IAB TCF reader is in the TCF module, which only pages with a TCF consent manager fetch.
+LIBRARY_GZIP_BUDGET = 1832  # static/gateway.min.js as served (.ci/build-js); +TCF hook
 LOADER_GZIP_BUDGET = 2048  # the whole loader.js: library + one key's config; at the goal now
 IDENTIFY_GZIP_BUDGET = 1392  # /v1/identify.js: identify module + field table + dropCookies
+TCF_GZIP_BUDGET = 416  # /v1/tcf.js: TCF module + the default purpose map
 GOAL_GZIP = 2048
 
 # A representative site: form identify, one custom trait, the default Munchkin settings.
@@ -69,6 +72,7 @@ def measure() -> dict[str, int]:
         "loader_bytes": len(loader.encode()),
         "loader_gzip": gz(loader),
         "identify_gzip": gz(identify_module().body),
+        "tcf_gzip": gz(tcf_module(settings).body),
     }
 
 
@@ -85,12 +89,14 @@ def main() -> None:
         f"(budget {LOADER_GZIP_BUDGET}, goal {GOAL_GZIP})",
         f"identify module (on demand): {sizes['identify_gzip']} B gzip "
         f"(budget {IDENTIFY_GZIP_BUDGET})",
+        f"TCF module (on demand):      {sizes['tcf_gzip']} B gzip (budget {TCF_GZIP_BUDGET})",
     ]
     sys.stdout.write("\n".join(lines) + "\n")
     over = (
         sizes["library_gzip"] > LIBRARY_GZIP_BUDGET
         or sizes["loader_gzip"] > LOADER_GZIP_BUDGET
         or sizes["identify_gzip"] > IDENTIFY_GZIP_BUDGET
+        or sizes["tcf_gzip"] > TCF_GZIP_BUDGET
     )
     sys.exit(1 if over else 0)
 

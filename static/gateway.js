@@ -1,5 +1,6 @@
 /* Marketo gateway browser library: a Segment-like API over Munchkin and beacons. */
-/* identify() loads gateway-identify.js (Forms 2.0, associateLead) when it first needs them. */
+/* identify() loads gateway-identify.js (Forms 2.0, associateLead) when it first needs them; */
+/* pages with an IAB TCF consent manager load gateway-tcf.js. */
 /* Plain ES2020 (arrow functions, promises, optional chaining): every current browser. */
 /* Served minified: .ci/build-js makes static/gateway.min.js from this file. */
 (function (window, document, config) {
@@ -64,14 +65,14 @@
   // Calls made while the decision is pending, sent in order on consent, dropped on refusal.
   let waiting = [];
 
-  // Resolves true when the script loaded, false when it failed (blocked, offline).
+  // Resolves true when the script loaded, undefined when it failed (blocked, offline).
   const loadScript = (src) =>
     new Promise((resolve) =>
       document.head.appendChild(
         Object.assign(document.createElement('script'), {
           src,
           onload: () => resolve(true),
-          onerror: () => resolve(false),
+          onerror: () => resolve(),
         })
       )
     );
@@ -92,8 +93,8 @@
   const munchkinOptions = config.munchkinOptions || {};
   // Munchkin.init records the first page view itself unless apiOnly is set.
   let skipVisit = !munchkinOptions.apiOnly;
-  // True once Munchkin.init ran; false when Munchkin is off, blocked or broken. Set by start(),
-  // the first time tracking is allowed: no id cookie and no Munchkin before that.
+  // Resolves true once Munchkin.init ran, falsy when Munchkin is off, blocked or broken. Set
+  // by start(), the first time tracking is allowed: no id cookie and no Munchkin before that.
   let munchkinReady;
   const start = () => {
     save('gw_aid', anonymousId);
@@ -101,7 +102,7 @@
       setTimeout(release, 5000),
       config.munchkinId && config.munchkinScriptUrl
         ? loadScript(config.munchkinScriptUrl)
-        : Promise.resolve(false)
+        : Promise.resolve()
     )
       .then(
         safe((loaded) => {
@@ -250,6 +251,12 @@
   api.VERSION = VERSION;
   api.anonymousId = () => anonymousId;
   window.gateway = api;
+  // An IAB TCF consent manager on the page: the TCF module (consent.tcf names its version)
+  // reads the visitor's choice from it and reports it through api.consent.
+  if (consent.tcf && window.__tcfapi) {
+    loadScript(config.url + '/v1/tcf.js?v=' + consent.tcf);
+  }
   // Replay the calls the snippet queued before this library loaded, in order.
   (stub?.q || []).forEach((args) => api(...args));
-})(window, document, typeof GATEWAY_CONFIG === 'object' ? GATEWAY_CONFIG : {});
+  // GATEWAY_CONFIG: the parameter the loader template (app/templates/loader.js.j2) wraps us in.
+})(window, document, GATEWAY_CONFIG);

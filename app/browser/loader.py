@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.resources
+import json
 import logging
 import re
 from importlib.resources.abc import Traversable
@@ -35,6 +36,10 @@ BUILD_PATH = ASSETS / "gateway.min.js"
 # /v1/identify.js on the first identify that needs it; built the same way.
 IDENTIFY_PATH = ASSETS / "gateway-identify.js"
 IDENTIFY_BUILD_PATH = ASSETS / "gateway-identify.min.js"
+# The TCF module (reads an IAB TCF v2 consent manager's __tcfapi), which the library loads from
+# /v1/tcf.js only on pages that have one, when the site asks for consent; built the same way.
+TCF_PATH = ASSETS / "gateway-tcf.js"
+TCF_BUILD_PATH = ASSETS / "gateway-tcf.min.js"
 # A build's first line names the SHA-256 of the source it was made from.
 _BUILD_HEADER = re.compile(
     r"^// [\w-]+\.min\.js: built by \.ci/build-js from [\w-]+\.js sha256=([0-9a-f]{64})"
@@ -100,34 +105,49 @@ def _served(
 
 
 def public_config(settings: Settings, key: SourceKey, gateway_url: str) -> dict[str, Any]:
-    """Return what the browser may know for this key: ids, URLs, modes, the field map; no secret."""
-    return {
+    """Return what the browser may know for this key: ids, URLs, modes, the field map; no secret.
+
+    Munchkin options and server-side track are left out at the values the library assumes when
+    they are absent: bytes every page view saves.
+    """
+    config: dict[str, Any] = {
         "writeKey": key.key,
         "url": gateway_url.rstrip("/"),
         "munchkinId": settings.munchkin_id,
         "munchkinScriptUrl": settings.munchkin_script_url,
-        "munchkinOptions": dict(settings.munchkin_options),
         "identifyMode": settings.identify_mode,
         "formId": settings.form_id,
         "formBaseUrl": settings.form_base_url,
         # Only the site's custom traits: the standard table is the same for every site and
         # comes with the identify module, which merges the two in field_map()'s order.
         "fieldMap": custom_field_map(settings),
-        "trackServerSide": settings.send_track_server_side,
         "identifyVersion": identify_module().version,
-        **consent_config(settings),
     }
+    if settings.munchkin_options:
+        config["munchkinOptions"] = dict(settings.munchkin_options)
+    if not settings.send_track_server_side:
+        config["trackServerSide"] = False
+    return config | consent_config(settings)
 
 
 def consent_config(settings: Settings) -> dict[str, Any]:
     """Return the consent part of the public config; none for the defaults the library assumes.
 
-    Defaults: mode `none`, `marketing` required, Global Privacy Control honoured.
+    Defaults: mode `none`, `marketing` required, Global Privacy Control honoured. `tcf` names
+    the TCF module's version when the site asks for consent and maps TCF purposes: the library
+    then loads that module on pages with a TCF consent manager. In mode `none` the gateway
+    leaves consent to the site, so a consent manager on the page is not read.
     """
     consent = settings.consent
     if (consent.mode, consent.required, consent.honor_gpc) == ("none", ("marketing",), True):
         return {}
-    shown = {"mode": consent.mode, "required": list(consent.required), "gpc": consent.honor_gpc}
+    shown: dict[str, Any] = {
+        "mode": consent.mode,
+        "required": list(consent.required),
+        "gpc": consent.honor_gpc,
+    }
+    if consent.mode != "none" and consent.tcf_purposes:
+        shown["tcf"] = tcf_module(settings).version
     return {"consent": shown}
 
 
@@ -154,8 +174,9 @@ def render_loader(settings: Settings, key: SourceKey, gateway_url: str) -> str:
     return render_template("loader.js.j2", config=config, library=served_library())
 
 
-class IdentifyModule(NamedTuple):
-    """What `GET /v1/identify.js` serves, with its ETag and the version the loader links to."""
+class Module(NamedTuple):
+    """An on-demand module as served (`/v1/identify.js`, `/v1/tcf.js`), with its ETag and the
+    version the loader links to."""
 
     body: str
     etag: str
@@ -166,7 +187,7 @@ class IdentifyModule(NamedTuple):
         return self.etag[:12]
 
 
-def identify_module() -> IdentifyModule:
+def identify_module() -> Module:
     """Return the identify module wrapped with the standard field table, and its ETag.
 
     The same for every key and site (no config, no secret), so browsers may keep it as long as
@@ -177,13 +198,34 @@ def identify_module() -> IdentifyModule:
 
 
 @functools.lru_cache(maxsize=2)
-def _identify_module(module: str) -> IdentifyModule:
-    fields = htmlsafe_json_dumps(standard_field_map(), sort_keys=False, separators=(",", ":"))
+def _identify_module(module: str) -> Module:
+    return _wrapped("identify", "STANDARD_FIELDS", standard_field_map(), module)
+
+
+def tcf_module(settings: Settings) -> Module:
+    """Return the TCF module wrapped with the site's category -> TCF purposes map, and its ETag.
+
+    The map is the same for every key of a gateway, so is the module; its version changes with
+    the map, and the loader (cached for minutes, not a year) names the new one.
+    """
+    purposes = {name: list(ids) for name, ids in settings.consent.tcf_purposes.items()}
+    built = served_library(TCF_PATH, TCF_BUILD_PATH)
+    return _tcf_module(built, json.dumps(purposes, separators=(",", ":")))
+
+
+@functools.lru_cache(maxsize=4)
+def _tcf_module(module: str, purposes: str) -> Module:
+    return _wrapped("TCF", "TCF_PURPOSES", json.loads(purposes), module)
+
+
+def _wrapped(label: str, name: str, value: Any, module: str) -> Module:
+    """Wrap a module's code in a function whose parameter `name` holds `value`, as JSON."""
+    data = htmlsafe_json_dumps(value, sort_keys=False, separators=(",", ":"))
     body = (
-        "/* marketo-gateway identify module; public: never a secret */\n"
-        f"(function (STANDARD_FIELDS) {{\n{module}\n}})({fields});\n"
+        f"/* marketo-gateway {label} module; public: never a secret */\n"
+        f"(function ({name}) {{\n{module}\n}})({data});\n"
     )
-    return IdentifyModule(body, etag_for(body))
+    return Module(body, etag_for(body))
 
 
 def etag_for(body: str) -> str:

@@ -32,8 +32,8 @@ bp = Blueprint("browser", __name__)
 
 # Browsers and CDNs may reuse a loader this long; a settings change shows within 5 minutes.
 LOADER_MAX_AGE_S = 300
-# The identify module at its versioned URL never changes.
-IDENTIFY_MAX_AGE_S = 365 * 24 * 3600
+# An on-demand module (identify, TCF) at its versioned URL never changes.
+MODULE_MAX_AGE_S = 365 * 24 * 3600
 
 # /v1/hash per (key, IP): a page needs one hash per identify, so 10 a minute is generous,
 # and it slows anyone probing tokens.
@@ -93,12 +93,26 @@ def identify_js() -> Response:
     It holds no key and no config, so any cache may keep it; for a year when the URL names the
     version being served (the loader links to that URL, and a new version gets a new one).
     """
-    module = loader.identify_module()
+    return _module_response(loader.identify_module())
+
+
+@bp.get("/v1/tcf.js")
+def tcf_js() -> Response:
+    """Serve the TCF module the library loads on pages with an IAB TCF consent manager.
+
+    It holds the site's category -> TCF purposes map, which is public (no key, no secret), and
+    is cached like the identify module: a new map is a new version, so a new URL.
+    """
+    return _module_response(loader.tcf_module(current_settings()))
+
+
+def _module_response(module: loader.Module) -> Response:
+    """Answer with an on-demand module: for a year at its versioned URL, else for minutes."""
     response = Response(module.body, content_type="text/javascript; charset=utf-8")
     response.set_etag(module.etag)
     response.cache_control.public = True
     if request.args.get("v") == module.version:
-        response.cache_control.max_age = IDENTIFY_MAX_AGE_S
+        response.cache_control.max_age = MODULE_MAX_AGE_S
         response.cache_control.immutable = True
     else:
         response.cache_control.max_age = LOADER_MAX_AGE_S

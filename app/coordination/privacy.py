@@ -18,6 +18,15 @@ from typing import ClassVar
 # Hashes per IN list: under SQLite's cap on bound parameters.
 CHUNK = 400
 
+# The mkto_meta row counting changes to the suppression list: every suppress or unsuppress
+# that changes a row bumps it in the same transaction, so a node's in-process copy of the list
+# (app/privacy/suppression.py) knows when to reload.
+VERSION_KEY = "suppression_version"
+_BUMP = (
+    "INSERT INTO mkto_meta (key, value) VALUES (?, '1') ON CONFLICT (key) DO UPDATE SET"
+    " value = CAST(CAST(mkto_meta.value AS BIGINT) + 1 AS TEXT)"
+)
+
 # What a forgotten event row becomes when it is the newest row (SQLite hands the largest id out
 # again once its row is deleted): the same placeholder compaction leaves.
 _BLANK = (
@@ -55,6 +64,9 @@ class PrivacySql:
     def _after_forget(self) -> None:
         """Hook: make deleted rows unrecoverable from the database files (SQLite)."""
 
+    def _after_scrub(self) -> None:
+        """Hook: end what `_before_forget` began, without the full pass (SQLite)."""
+
     # Suppression list ----------------------------------------------------------------------
     def suppress(self, hashes: Iterable[str], now: float) -> int:
         """Add hashed identifiers to the suppression list; return how many were new."""
@@ -67,6 +79,8 @@ class PrivacySql:
                     " ON CONFLICT (hash) DO NOTHING",
                     (digest, now),
                 ).rowcount
+            if added:
+                conn.execute(_BUMP, (VERSION_KEY,))
         return added
 
     def unsuppress(self, hashes: Iterable[str]) -> int:
@@ -78,7 +92,23 @@ class PrivacySql:
                 removed += conn.execute(
                     f"DELETE FROM suppressions WHERE hash IN ({marks})", tuple(chunk)
                 ).rowcount
+            if removed:
+                conn.execute(_BUMP, (VERSION_KEY,))
         return removed
+
+    def suppression_version(self) -> int:
+        """Return the suppression list's change counter (0 before its first change)."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT value FROM mkto_meta WHERE key = ?", (VERSION_KEY,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def suppression_list(self, limit: int) -> set[str] | None:
+        """Return every hash on the suppression list, or None when there are more than `limit`."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT hash FROM suppressions LIMIT ?", (limit + 1,)).fetchall()
+        return None if len(rows) > limit else {str(r[0]) for r in rows}
 
     def suppressed(self, hashes: Iterable[str]) -> set[str]:
         """Return which of these hashed identifiers are on the suppression list."""
@@ -92,6 +122,35 @@ class PrivacySql:
                 ).fetchall()
                 found.update(str(r[0]) for r in rows)
         return found
+
+    def scrub_events(self, ids: Sequence[int]) -> int:
+        """Cut open events down to what a suppressed event keeps: type, messageId and time.
+
+        For events about a forgotten person that delivery found (accepted on a node whose copy
+        of the list was not yet fresh); the dispatcher then drops them as `suppressed`.
+        Returns how many rows were rewritten.
+        """
+        done = 0
+        self._before_forget()
+        with self._tx() as conn:
+            for chunk in _chunks(sorted(set(ids))):
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT id, type, message_id, timestamp FROM events WHERE id IN ({marks})"
+                    " AND state IN ('pending', 'held', 'in_flight')",
+                    tuple(chunk),
+                ).fetchall()
+                for event_id, kind, message_id, timestamp in rows:
+                    kept = {"type": kind, "messageId": message_id, "timestamp": timestamp}
+                    conn.execute(
+                        "UPDATE events SET user_id = NULL, anonymous_id = NULL, payload = ?,"
+                        " detail = NULL, email = NULL, lead_id = NULL, history = NULL"
+                        " WHERE id = ?",
+                        (json.dumps(kept), event_id),
+                    )
+                    done += 1
+        self._after_scrub()
+        return done
 
     # Forgetting ----------------------------------------------------------------------------
     def forget_events(self, identifiers: Iterable[tuple[str, str]]) -> int:

@@ -91,6 +91,12 @@ class SqliteSharedState(SqlSharedState):
         """Have this connection's deletes overwrite the freed bytes with zeros."""
         self._conn().execute("PRAGMA secure_delete = ON")
 
+    def _after_scrub(self) -> None:
+        """Back to plain deletes on this connection (the dispatcher's). The space the old rows
+        freed was zeroed; older page copies in the WAL go at its next checkpoint. No VACUUM:
+        delivery scrubs are not the rare operator act a forget is."""
+        self._conn().execute("PRAGMA secure_delete = OFF")
+
     def _after_forget(self) -> None:
         """Rewrite the file from live rows only, fold the WAL into it and empty the WAL.
 

@@ -80,6 +80,8 @@ def _metrics(app: Flask) -> MarketoMetrics:
 
 def get_engine(app: Flask) -> Engine:
     """Return the app's delivery engine (client, delivery, dispatcher), building it once."""
+    from app.privacy.intake import suppression_list
+
     rt = runtime(app)
     if rt.engine is None:
         shared = get_shared(app)
@@ -93,6 +95,7 @@ def get_engine(app: Flask) -> Engine:
                     lease_s=float(app.config.get("GATEWAY_LEASE_S", DEFAULT_LEASE_S)),
                     observer=metrics.observe_call,
                     on_outcome=metrics.observe_outcome,
+                    suppressed=lambda hashes: suppression_list(app).listed(hashes, fresh=True),
                 )
     return rt.engine
 

@@ -23,6 +23,7 @@ from app.delivery.batch import Delivery
 from app.delivery.dispatcher import DEFAULT_LEASE_S
 from app.delivery.dispatcher import RETENTION_S
 from app.delivery.dispatcher import Dispatcher
+from app.delivery.outcomes import DROPPED
 from app.delivery.outcomes import Outcome
 from app.marketo.client import MarketoClient
 from app.marketo.client import Observer
@@ -31,6 +32,7 @@ from app.outbox.leases import KeptLeases
 from app.outbox.store import Call
 from app.outbox.store import Store
 from app.outbox.store import StoredEvent
+from app.privacy.suppression import suppressed_events
 from app.ratelimit import Budget
 from app.ratelimit import quota_day
 from app.settings import Settings
@@ -45,6 +47,8 @@ USAGE_LEASE = "usage-resync"
 SLOT_GRACE_S = 30.0
 # Held anonymousIds looked up in the lead cache per maintenance pass (a cursor walks the rest).
 RELEASE_SCAN = 1000
+# The drop reason of an event about a forgotten person (the same as intake's).
+SUPPRESSED = "suppressed"
 
 
 class Engine:
@@ -63,8 +67,11 @@ class Engine:
         observer: Observer | None = None,
         on_outcome: Callable[[str, str | None, int], None] | None = None,
         resync_usage: bool = True,
+        suppressed: Callable[[set[str]], set[str]] | None = None,
     ) -> None:
         self.settings = settings
+        # Which identifier hashes are suppressed, read fresh (app/privacy/suppression.py).
+        self.suppressed = suppressed or shared.suppressed
         self.store = store
         self.shared = shared
         self.clock = clock
@@ -118,7 +125,7 @@ class Engine:
         return self._parts()[0]
 
     def deliverer(self) -> Callable[[Sequence[StoredEvent]], dict[int, Outcome]]:
-        """Return the deliver callable for the settings in force.
+        """Return the deliver callable for the settings in force, behind the suppression check.
 
         Each delivery is a batch of its own: the Marketo calls it makes are kept under a new
         batch name, which every outcome carries, so the console can show an event its calls.
@@ -134,7 +141,7 @@ class Engine:
                     self._keep_calls(batch, made)
             return {i: replace(o, batch=batch) for i, o in outcomes.items()}
 
-        return deliver
+        return lambda events: self._screened(deliver, events)
 
     def _keep_calls(self, batch: str, made: Sequence[dict[str, Any]]) -> None:
         """Record a batch's calls; a failure to record never fails the delivery."""
@@ -144,6 +151,28 @@ class Engine:
             self.store.record_calls(batch, [Call(**entry) for entry in made])
         except Exception:  # the console loses a line of history, the events still go
             logger.exception("could not record the Marketo calls of batch %s", batch)
+
+    def _screened(
+        self,
+        deliver: Callable[[Sequence[StoredEvent]], dict[int, Outcome]],
+        events: Sequence[StoredEvent],
+    ) -> dict[int, Outcome]:
+        """Drop events about a forgotten person before delivery; deliver the rest.
+
+        Intake answers from a copy of the suppression list up to a second old, so an event
+        accepted on another node right after a forget can reach this point: it is cut down to
+        type, messageId and time and dropped as `suppressed`, as intake would have done.
+        """
+        found = suppressed_events(self.suppressed, events)
+        if not found:
+            return deliver(events)
+        self.shared.scrub_events(sorted(found))
+        logger.info("dropped %d event(s) about forgotten people at delivery", len(found))
+        outcomes = {event_id: Outcome(DROPPED, SUPPRESSED) for event_id in found}
+        rest = [e for e in events if e.id not in found]
+        if rest:
+            outcomes.update(deliver(rest))
+        return outcomes
 
     def _release(self, anonymous_id: str | None, user_id: str | None) -> int:
         return self.store.release_held(anonymous_id, user_id, self.clock())

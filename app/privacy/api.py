@@ -1,7 +1,7 @@
-"""`POST /v1/privacy/forget` (server key): forget a person, as `flask privacy forget` does.
+"""`POST /v1/privacy/forget` and `/v1/privacy/unsuppress` (server key), as `flask privacy` does.
 
-Body: `{"email": ..., "userId": ..., "anonymousId": ..., "marketo": false}`, at least one
-identifier. The answer counts what was removed; it never echoes the identifiers.
+Body: `{"email": ..., "userId": ..., "anonymousId": ...}`, at least one identifier, and for
+forget `"marketo": false`. The answer counts what was done; it never echoes the identifiers.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from app.http import read_json_body
 from app.http import server_key_from_auth
 from app.marketo.errors import MarketoError
 from app.privacy.forget import forget
+from app.privacy.forget import unsuppress
+from app.privacy.intake import suppression_list
 
 bp = Blueprint("privacy", __name__, url_prefix="/v1/privacy")
 
@@ -33,12 +35,15 @@ FIELDS = {"email": "email", "userId": "userId", "anonymousId": "anonymousId"}
 MAX_VALUE_CHARS = 512
 
 
-def identifiers_from(body: Any) -> set[tuple[str, str]]:
-    """Read the identifiers of a forget request; a clear 400 for anything else."""
+def identifiers_from(body: Any, options: frozenset[str] = frozenset()) -> set[tuple[str, str]]:
+    """Read the identifiers of a request naming a person; a clear 400 for anything else.
+
+    `options` names the other fields the request may carry (`marketo` for forget).
+    """
     if not isinstance(body, Mapping):
         message = "send a JSON object with email, userId or anonymousId"
         raise BadRequest(message, code="invalid_body")
-    unknown = set(body) - set(FIELDS) - {"marketo"}
+    unknown = set(body) - set(FIELDS) - options
     if unknown:
         raise BadRequest(f"unknown fields {sorted(unknown)}", code="invalid_body")
     found: set[tuple[str, str]] = set()
@@ -51,7 +56,7 @@ def identifiers_from(body: Any) -> set[tuple[str, str]]:
         found.add((kind, value.strip()))
     if not found:
         raise BadRequest("name the person: email, userId or anonymousId", code="invalid_body")
-    if not isinstance(body.get("marketo", False), bool):
+    if "marketo" in options and not isinstance(body.get("marketo", False), bool):
         raise BadRequest("marketo must be true or false", code="invalid_body")
     return found
 
@@ -75,14 +80,30 @@ def forget_route() -> Response:
     settings = current_settings()
     server_key_from_auth(settings)
     body = read_json_body(MAX_BODY_BYTES)
-    identifiers = identifiers_from(body)
+    identifiers = identifiers_from(body, frozenset({"marketo"}))
     client = marketo_client_for(settings) if body.get("marketo") else None
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
         result = forget(get_shared(app), settings, identifiers, time.time(), client)
     except MarketoError as exc:
         raise _marketo_error(exc) from exc
+    finally:
+        suppression_list(app).invalidate()
     return jsonify({"success": True, **result.as_dict()})
+
+
+@bp.post("/unsuppress")
+def unsuppress_route() -> Response:
+    """Accept events about a person again; what was forgotten stays gone."""
+    from app.delivery import get_shared
+
+    settings = current_settings()
+    server_key_from_auth(settings)
+    identifiers = identifiers_from(read_json_body(MAX_BODY_BYTES))
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    lifted = unsuppress(get_shared(app), identifiers)
+    suppression_list(app).invalidate()
+    return jsonify({"success": True, "unsuppressed": lifted})
 
 
 def init_app(app: Flask) -> None:

@@ -15,6 +15,7 @@ from app.cli.lists import marketo_call
 from app.privacy.api import marketo_client_for
 from app.privacy.forget import forget
 from app.privacy.forget import unsuppress
+from app.privacy.intake import suppression_list
 
 privacy_cli = AppGroup("privacy", help="Forget a person and manage the suppression list.")
 
@@ -53,9 +54,12 @@ def forget_command(
     identifiers = _identifiers(email, user_id, anonymous_id)
     settings = backoffice.settings()
     client = marketo_call(lambda: marketo_client_for(settings)) if marketo else None
-    result = marketo_call(
-        lambda: forget(get_shared(current_app), settings, identifiers, time.time(), client)
-    )
+    try:
+        result = marketo_call(
+            lambda: forget(get_shared(current_app), settings, identifiers, time.time(), client)
+        )
+    finally:
+        suppression_list(current_app).invalidate()
     if as_json:
         echo_json(result.as_dict())
         return
@@ -77,4 +81,5 @@ def unsuppress_command(email: str | None, user_id: str | None, anonymous_id: str
     from app.delivery import get_shared
 
     lifted = unsuppress(get_shared(current_app), _identifiers(email, user_id, anonymous_id))
+    suppression_list(current_app).invalidate()
     click.echo(f"{lifted} identifier(s) no longer suppressed")

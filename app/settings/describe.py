@@ -37,5 +37,6 @@ KEY_HELP: dict[str, str] = {
     "limits": "Marketo budget: window, concurrency, daily quota, batching and linger, timeouts",
     "intake": "event and batch size limits, browser rate per IP, dedupe window, proxy hops",
     "store_url": "outbox database: sqlite:///path or postgresql://...",
-    "consent": "consent mode (none, opt_in, opt_out), category names, required, honor_gpc",
+    "consent": "consent mode (none, opt_in, opt_out), category names, required, honor_gpc,"
+    " tcf_purposes (category -> IAB TCF purposes; {} ignores __tcfapi)",
 }

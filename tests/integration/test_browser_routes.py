@@ -10,6 +10,8 @@ import pytest
 from app.browser import tokens
 from app.browser.loader import IDENTIFY_BUILD_PATH
 from app.browser.loader import IDENTIFY_PATH
+from app.browser.loader import TCF_BUILD_PATH
+from app.browser.loader import TCF_PATH
 from app.browser.loader import served_library
 from tests.conftest import BROWSER_KEY
 from tests.conftest import BROWSER_ORIGIN
@@ -64,7 +66,8 @@ def test_loader_serves_the_library_with_the_keys_public_config(client, write_set
     assert config["munchkinOptions"] == {"cookieAnon": False}
     assert (config["identifyMode"], config["formId"]) == ("form", 1003)
     assert config["formBaseUrl"] == "//app-ab12.marketo.com"
-    assert config["trackServerSide"] is True
+    # Left out at the library's defaults: on (track goes server-side), no Munchkin options.
+    assert "trackServerSide" not in config
     # The site's own traits only; the standard table comes with the identify module.
     assert config["fieldMap"] == {"plan.tier": "planTier", "job": "Title"}
     # The version names what /v1/identify.js serves: its ETag begins with it.
@@ -106,6 +109,34 @@ def test_identify_module_is_cached_for_a_year_at_its_versioned_url(client, write
     assert other.data == versioned.data
     again = client.get("/v1/identify.js", headers={"If-None-Match": versioned.headers["ETag"]})
     assert again.status_code == 304 and again.data == b""
+
+
+def test_tcf_module_carries_the_purpose_map_and_is_named_only_when_consent_is_asked(
+    client, write_settings
+):
+    """/v1/tcf.js: the TCF reader with `consent.tcf_purposes`; the loader links to its version
+    in opt_in and opt_out mode with a purpose map, never in `none` mode or with `{}`."""
+    purposes = {"marketing": [1, 2, 3, 4, 7], "analytics": [1, 9]}
+    write_settings(consent={"mode": "opt_in", "tcf_purposes": purposes})
+    config = loader_config(client.get(f"/v1/loader.js?k={BROWSER_KEY}").get_data(as_text=True))
+    version = config["consent"]["tcf"]
+    response = client.get(f"/v1/tcf.js?v={version}")
+    assert response.status_code == 200 and response.mimetype == "text/javascript"
+    body = response.get_data(as_text=True)
+    assert served_library(TCF_PATH, TCF_BUILD_PATH) in body
+    assert identify_module_fields(body) == purposes
+    assert response.headers["ETag"].strip('"').startswith(version)
+    assert response.cache_control.immutable and response.cache_control.max_age == 365 * 86400
+    # The default map, and a new version when the map changes.
+    write_settings(consent={"mode": "opt_out"})
+    config = loader_config(client.get(f"/v1/loader.js?k={BROWSER_KEY}").get_data(as_text=True))
+    assert config["consent"]["tcf"] != version
+    default = identify_module_fields(client.get("/v1/tcf.js").get_data(as_text=True))
+    assert default == {"analytics": [1, 8, 9], "marketing": [1, 3, 4]}
+    for consent in ({"mode": "none", "honor_gpc": False}, {"mode": "opt_in", "tcf_purposes": {}}):
+        write_settings(consent=consent)
+        body = client.get(f"/v1/loader.js?k={BROWSER_KEY}").get_data(as_text=True)
+        assert "tcf" not in loader_config(body).get("consent", {}), consent
 
 
 def test_loader_falls_back_to_the_requested_host_without_public_url(client):
@@ -316,4 +347,5 @@ def test_loader_bakes_in_the_consent_mode_only_when_it_is_not_the_default(client
         "mode": "opt_in",
         "required": ["analytics", "marketing"],
         "gpc": True,
+        "tcf": client.get("/v1/tcf.js").headers["ETag"].strip('"')[:12],
     }

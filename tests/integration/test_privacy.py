@@ -3,6 +3,7 @@ person everywhere the gateway keeps them (SQLite and PostgreSQL), Marketo's lead
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import sqlite3
@@ -13,8 +14,13 @@ import pytest
 
 from app.delivery import get_shared
 from app.outbox import get_store
+from app.privacy.identity import hashes_of
+from app.privacy.suppression import CHECK_INTERVAL_S
+from app.privacy.suppression import SuppressionList
 from app.ratelimit import Budget
 from app.settings import settings_holder
+from tests.conftest import BROWSER_KEY
+from tests.conftest import SERVER_KEY
 from tests.integration.test_lists_audiences import AUTH
 from tests.integration.test_lists_audiences import Gateway
 
@@ -73,6 +79,48 @@ def test_consent_settings_are_validated(write_settings, settings_path):
         assert any(p.startswith(path + ":") for p in problems), (path, problems)
     document["consent"] = {"mode": "opt_in", **CONSENT, "honor_gpc": False}
     assert validate(document) == []
+
+
+@pytest.mark.parametrize(
+    ("purposes", "fragment"),
+    [
+        ([1, 3], "must be an object of category -> TCF purpose ids"),
+        ({"ads": [1]}, "unknown category"),
+        ({"marketing": []}, "non-empty list of distinct TCF purpose ids 1 to 11"),
+        ({"marketing": [0, 3]}, "TCF purpose ids 1 to 11"),
+        ({"marketing": [1, 12]}, "TCF purpose ids 1 to 11"),
+        ({"marketing": [1, 1]}, "distinct"),
+        ({"marketing": ["1"]}, "TCF purpose ids"),
+        ({"marketing": [True]}, "TCF purpose ids"),
+        ({"analytics": [1, 8]}, "no purposes for the required category 'marketing'"),
+    ],
+)
+def test_tcf_purposes_are_validated(write_settings, purposes, fragment):
+    """A TCF map that is malformed, or leaves a required category out, is refused clearly."""
+    from app.settings import validate
+
+    document = write_settings()
+    document["consent"] = {"mode": "opt_in", "tcf_purposes": purposes}
+    problems = validate(document)
+    assert any(p.startswith("consent.tcf_purposes") and fragment in p for p in problems), problems
+
+
+def test_tcf_purposes_default_and_may_be_turned_off(write_settings):
+    """Absent: the documented defaults; `{}`: TCF is not read; a full map is accepted."""
+    from app.settings import parse
+    from app.settings import validate
+
+    document = write_settings(consent={"mode": "opt_in"})
+    assert dict(parse(document).consent.tcf_purposes) == {
+        "analytics": (1, 8, 9),
+        "marketing": (1, 3, 4),
+    }
+    for purposes in ({}, {"marketing": [1, 2, 3, 4, 7]}):
+        document["consent"] = {"mode": "opt_in", "tcf_purposes": purposes}
+        assert validate(document) == [], purposes
+        assert dict(parse(document).consent.tcf_purposes) == {
+            k: tuple(v) for k, v in purposes.items()
+        }
 
 
 def _tables_holding(app, store_url: str, needles: tuple[str, ...]) -> dict[str, list]:
@@ -218,6 +266,135 @@ def test_forget_api_refuses_bad_requests(bo_app_factory):
     assert get_shared(app).suppressed({"x"}) == set()
     store = get_store(app)
     assert store.counts(0)["pending"] == 0
+
+
+def test_unsuppress_api_lifts_a_suppression_as_the_cli_does(bo_app_factory):
+    """POST /v1/privacy/unsuppress with a server key: the next event is routed as usual."""
+    app = bo_app_factory(events=EVENTS)
+    gateway = Gateway(app)
+    forgotten = gateway.client.post(
+        "/v1/privacy/forget", json={"email": "ann@example.com", "userId": "u-9"}, headers=AUTH
+    )
+    assert forgotten.status_code == 200 and forgotten.json["suppressed"] == 2
+    gateway.send("track", userId="u-9", event="Signed Up")
+    assert gateway.counts()["dropped"] == {"suppressed": 1}
+    answer = gateway.client.post("/v1/privacy/unsuppress", json={"userId": "u-9"}, headers=AUTH)
+    assert answer.status_code == 200
+    assert answer.json == {"success": True, "unsuppressed": 1}
+    gateway.send("track", userId="u-9", event="Signed Up")
+    assert gateway.counts()["pending"] == 1
+    # The email named in the same forget is still suppressed; lifting it twice counts it once.
+    gateway.send("identify", userId="u-10", traits={"email": "Ann@Example.com"})
+    assert gateway.counts()["dropped"] == {"suppressed": 2}
+    for expected in (1, 0):
+        answer = gateway.client.post(
+            "/v1/privacy/unsuppress", json={"email": " ann@example.com"}, headers=AUTH
+        )
+        assert answer.json["unsuppressed"] == expected
+
+
+def _basic(secret: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{secret}:".encode()).decode()}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        _basic("sk_wrong"),
+        _basic(BROWSER_KEY),  # a browser key is public: it may not lift a suppression
+        {"Authorization": "Bearer " + SERVER_KEY},
+    ],
+)
+def test_unsuppress_api_needs_a_server_key(bo_app_factory, headers):
+    """No key, a wrong one or a browser key: 401 and the person stays suppressed."""
+    app = bo_app_factory()
+    shared = get_shared(app)
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["privacy", "forget", "--user-id", "u-9"]).exit_code == 0
+    listed = shared.suppressed(hashes_of({("userId", "u-9")}))
+    answer = app.test_client().post(
+        "/v1/privacy/unsuppress", json={"userId": "u-9"}, headers=headers
+    )
+    assert answer.status_code == 401, answer.json
+    assert answer.json["success"] is False
+    assert shared.suppressed(hashes_of({("userId", "u-9")})) == listed != set()
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({}, "invalid_body"),
+        ([], "invalid_body"),
+        ({"userId": 9}, "invalid_identifier"),
+        ({"userId": "  "}, "invalid_identifier"),
+        ({"userId": "u" * 513}, "invalid_identifier"),
+        ({"user_id": "u-9"}, "invalid_body"),
+        ({"userId": "u-9", "marketo": True}, "invalid_body"),  # forget's option only
+        ("not json", None),
+    ],
+)
+def test_unsuppress_api_refuses_bad_input(bo_app_factory, body, code):
+    """Bad bodies: 400 with a code, and the suppression list is unchanged."""
+    app = bo_app_factory()
+    shared = get_shared(app)
+    assert (
+        app.test_cli_runner().invoke(args=["privacy", "forget", "--user-id", "u-9"]).exit_code == 0
+    )
+    client = app.test_client()
+    if isinstance(body, str):
+        headers = {**AUTH, "Content-Type": "application/json"}
+        answer = client.post("/v1/privacy/unsuppress", data=body, headers=headers)
+    else:
+        answer = client.post("/v1/privacy/unsuppress", json=body, headers=AUTH)
+    assert answer.status_code == 400, answer.json
+    if code is not None:
+        assert answer.json["error"]["code"] == code
+    assert shared.suppressed(hashes_of({("userId", "u-9")})) != set()
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_forget_on_another_node_applies_within_the_interval_and_at_delivery(
+    fake_marketo, bo_app_factory, store_url
+):
+    """Node A answers intake from its copy of the list; node B forgets Ann. Within the second
+    A still accepts her event, but its delivery drops it as suppressed and keeps no trace;
+    after the second A's intake drops her events itself."""
+    settings = {"events": EVENTS, "lead_fields": LEAD_FIELDS, "store_url": store_url}
+    node_a, node_b = bo_app_factory(**settings), bo_app_factory(**settings)
+    clock = Clock()
+    node_a.extensions["suppression_list"] = SuppressionList(lambda: get_shared(node_a), clock=clock)
+    a, b = Gateway(node_a), Gateway(node_b)
+    fake_marketo.add_lead(email="bob@example.com", userId="u-bob")
+    a.send("track", userId="u-bob", event="Signed Up", properties={"plan": "Pro"})
+    forgotten = b.client.post("/v1/privacy/forget", json={"userId": "u-ann"}, headers=AUTH)
+    assert forgotten.status_code == 200 and forgotten.json["suppressed"] == 1
+    clock.now += CHECK_INTERVAL_S / 2
+    a.send("track", userId="u-ann", event="Signed Up", properties={"plan": "Late"})
+    assert a.counts()["pending"] == 2  # accepted: A's copy is up to a second old
+    a.deliver()
+    counts = a.counts()
+    assert counts["dropped"] == {"suppressed": 1} and counts["delivered"] == 1
+    assert _tables_holding(node_a, store_url, ("u-ann", "Late")) == {}
+    sent = b"".join(c.body for c in fake_marketo.calls)
+    assert b"Pro" in sent and b"Late" not in sent and b"u-ann" not in sent
+    clock.now += CHECK_INTERVAL_S
+    a.send("track", userId="u-ann", event="Signed Up", properties={"plan": "Later"})
+    assert a.counts()["dropped"] == {"suppressed": 2}
+    # Lifted on B: A's intake lets her in again after the interval.
+    lifted = b.client.post("/v1/privacy/unsuppress", json={"userId": "u-ann"}, headers=AUTH)
+    assert lifted.json["unsuppressed"] == 1
+    clock.now += CHECK_INTERVAL_S
+    a.send("track", userId="u-ann", event="Signed Up", properties={"plan": "Back"})
+    assert a.counts()["pending"] == 1
 
 
 @pytest.mark.parametrize("kind", ["email", "userId", "anonymousId"])

@@ -114,4 +114,5 @@ def test_loader_size_is_within_budget():
     assert sizes["library_gzip"] <= bench.LIBRARY_GZIP_BUDGET
     assert sizes["loader_gzip"] <= bench.LOADER_GZIP_BUDGET <= bench.GOAL_GZIP
     assert sizes["identify_gzip"] <= bench.IDENTIFY_GZIP_BUDGET
+    assert sizes["tcf_gzip"] <= bench.TCF_GZIP_BUDGET
     assert sizes["library_gzip"] < sizes["source_gzip"]
