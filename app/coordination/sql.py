@@ -34,6 +34,8 @@ from app.ratelimit import quota_day
 
 # Shared counters live in mkto_meta under this prefix.
 COUNTER_PREFIX = "counter:"
+# Windowed budgets (`spend`) live in mkto_meta under this prefix, one key per window.
+BUDGET_PREFIX = "budget:"
 # Cached Marketo answers (describe) live in mkto_meta under this prefix.
 CACHE_PREFIX = "cache:"
 
@@ -276,6 +278,30 @@ class SqlSharedState(PrivacySql, ABC):
                 " value = CAST(CAST(mkto_meta.value AS BIGINT) + ? AS TEXT)",
                 (COUNTER_PREFIX + name, str(int(n)), int(n)),
             )
+
+    def spend(self, name: str, n: int, limit: int, window_s: float, now: float) -> int:
+        """Take up to `n` units of a budget of `limit` per fixed window of `window_s`.
+
+        One atomic increment of the window's counter (the total may pass the limit; only what
+        fitted is granted); earlier windows' counters are deleted in the same transaction.
+        """
+        if n <= 0 or limit <= 0:
+            return 0
+        window = int(now // window_s)
+        prefix = f"{BUDGET_PREFIX}{name}:"
+        with self._tx() as conn:
+            (total,) = conn.execute(
+                "INSERT INTO mkto_meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET"
+                " value = CAST(CAST(mkto_meta.value AS BIGINT) + ? AS TEXT) RETURNING value",
+                (f"{prefix}{window}", str(int(n)), int(n)),
+            ).fetchone()
+            conn.execute(
+                "DELETE FROM mkto_meta WHERE key LIKE ? AND key != ?",
+                (prefix + "%", f"{prefix}{window}"),
+            )
+        used_before = int(total) - n
+        return max(0, min(n, limit - used_before))
 
     def counters(self) -> dict[str, int]:
         """Return every shared counter by name."""

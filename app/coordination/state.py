@@ -124,6 +124,10 @@ class SharedState(Protocol):
     def count(self, name: str, n: int = 1) -> None:
         """Add `n` to a named counter every process shares."""
 
+    def spend(self, name: str, n: int, limit: int, window_s: float, now: float) -> int:
+        """Take up to `n` units of a budget of `limit` per `window_s` (fixed windows, shared by
+        every process); return how many were granted."""
+
     def counters(self) -> dict[str, int]:
         """Return every shared counter by name."""
 

@@ -36,6 +36,14 @@ logger = logging.getLogger(__name__)
 LOCK_NAME = "lead-resolution"
 #: The shared counter of events whose identities named two different leads.
 IDENTITY_CONFLICT = "identity_conflict"
+#: The shared budget of Marketo lookups made for untrusted (browser) events, and the counter of
+#: the lookups it refused (`flask status`, /metrics).
+BROWSER_LOOKUPS = "browser_lookups"
+BROWSER_LOOKUPS_DEFERRED = "browser_lookups_deferred"
+#: The budget's window (`limits.browser_lookups_per_hour`).
+BROWSER_LOOKUP_WINDOW_S = 3600.0
+#: Why an untrusted event's lead was not looked up: the hour's budget was spent.
+LOOKUP_BUDGET_SPENT = "lookup_budget_spent"
 # Names in `lead_lookup` → identity kinds.
 LOOKUP_KINDS = {
     "marketo_cookie": "cookie",
@@ -136,6 +144,7 @@ class LeadResolver:
         self.clock = clock
         self.scope = settings.munchkin_id
         self._cookie_misses: set[str] = set()
+        self._deferred: set[int] = set()
         kinds = [LOOKUP_KINDS[name] for name in settings.lead_lookup if name in LOOKUP_KINDS]
         self.order = kinds
         ids = settings.lead_fields
@@ -183,6 +192,7 @@ class LeadResolver:
         """
         create = self.settings.create_leads if create is None else create
         self._cookie_misses = set()
+        self._deferred = set()
         results: list[Resolution | None] = [None] * len(whos)
         if not (
             self._walk(whos, results, marketo=False)
@@ -203,10 +213,12 @@ class LeadResolver:
     def _settled(self, whos: Sequence[Who], results: list[Resolution | None]) -> list[Resolution]:
         """Name why a lead was not found, and cache what trusted events found."""
         out: list[Resolution] = []
-        for who, result in zip(whos, results, strict=True):
+        for index, (who, result) in enumerate(zip(whos, results, strict=True)):
             if result is None:
                 reason = "lead_not_found" if self.ordered(who) else "no_lead_identity"
-                result = Resolution(reason=reason)
+                result = Resolution(
+                    reason=LOOKUP_BUDGET_SPENT if index in self._deferred else reason
+                )
             elif result.lead_id is not None and who.trusted:
                 # A cookie is cached only once Marketo ties it to the lead (found by it, or
                 # associated after the event): until then it may still belong to another.
@@ -258,6 +270,7 @@ class LeadResolver:
     ) -> None:
         """Look `values` of one kind up in Marketo and fill the results they answer."""
         if kind == "cookie":
+            values = self._within_budget(values, whos, asking)
             found: dict[str, int] = {}
             for cookie in values:
                 found.update(self._find("cookies", None, [cookie]))
@@ -272,6 +285,35 @@ class LeadResolver:
             lead = found.get(value, found.get(value.lower()) if kind == "email" else None)
             if lead is not None:
                 results[i] = Resolution(lead, via=kind)
+
+    def _within_budget(
+        self, cookies: list[str], whos: Sequence[Who], asking: list[int]
+    ) -> list[str]:
+        """Return the cookies to look up: every one a trusted event names, and as many of the
+        rest as the hour's budget for untrusted events allows.
+
+        A browser key is public: without this, beacons with made-up `_mkto_trk` values would
+        each cost one Marketo call (up to the per-IP beacon rate, from any number of
+        addresses) and could spend the instance's daily quota. A cookie left out is not looked
+        up; its events wait held (`lookup_budget_spent`) for a binding, as any unknown visitor's.
+        """
+        trusted = {dict(self.ordered(whos[i])).get("cookie") for i in asking if whos[i].trusted}
+        paid = [c for c in cookies if c not in trusted]
+        if not paid:
+            return cookies
+        limit = int(self.settings.limits.browser_lookups_per_hour)
+        granted = self.shared.spend(
+            BROWSER_LOOKUPS, len(paid), limit, BROWSER_LOOKUP_WINDOW_S, self.clock()
+        )
+        refused = set(paid[granted:])
+        if not refused:
+            return cookies
+        self.shared.count(BROWSER_LOOKUPS_DEFERRED, len(refused))
+        logger.info("%d cookie lookups for browser events wait for the next hour", len(refused))
+        self._deferred.update(
+            i for i in asking if dict(self.ordered(whos[i])).get("cookie") in refused
+        )
+        return [c for c in cookies if c not in refused]
 
     def cookie_owner(self, cookie: str) -> int | None:
         """Return the lead Marketo ties `cookie` to, from the cache or one lookup; None if none.

@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from app.coordination.state import SharedState
+from app.delivery.leads import BROWSER_LOOKUPS_DEFERRED
 from app.delivery.leads import IDENTITY_CONFLICT
 from app.ratelimit import Budget
 from app.ratelimit import headroom
@@ -55,6 +56,7 @@ def marketo_status(
     """Return `{"marketo": {...}}` as SPEC §4 `flask status` shows it."""
     budget = Budget.from_limits(settings.limits)
     view = shared.limiter(budget, now)
+    counters = shared.counters()
     return {
         "marketo": {
             "calls_today": view.calls_today,
@@ -70,7 +72,9 @@ def marketo_status(
             "last_error": shown_error(shared.last_error(), now),
             "credentials": settings.has_credentials,
             # Server events whose identifiers named two different leads (SPEC §5.4, README).
-            "identity_conflicts": shared.counters().get(IDENTITY_CONFLICT, 0),
+            "identity_conflicts": counters.get(IDENTITY_CONFLICT, 0),
+            # Cookie lookups for browser events refused by limits.browser_lookups_per_hour.
+            "browser_lookups_deferred": counters.get(BROWSER_LOOKUPS_DEFERRED, 0),
         }
     }
 
@@ -159,6 +163,11 @@ class QuotaCollector(Collector):
             "gateway_identity_conflicts",
             "Events whose identifiers named two different leads (the lookup order decided)",
             value=self.shared().counters().get(IDENTITY_CONFLICT, 0),
+        )
+        yield GaugeMetricFamily(
+            "gateway_browser_lookups_deferred",
+            "Cookie lookups for browser events that waited for the next hour's budget",
+            value=self.shared().counters().get(BROWSER_LOOKUPS_DEFERRED, 0),
         )
         yield GaugeMetricFamily(
             "gateway_marketo_paused",

@@ -107,6 +107,9 @@ class Limits:
     linger_ms: int = 400
     timeout_s: float = 30.0
     max_attempts: int = 12
+    # Marketo lookups made for untrusted (browser) events' cookies, per hour, shared by every
+    # process: a public key must not be able to spend the daily quota (app/delivery/leads.py).
+    browser_lookups_per_hour: int = 600
 
 
 @dataclass(frozen=True)

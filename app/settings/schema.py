@@ -49,6 +49,7 @@ LIMIT_BOUNDS: dict[str, tuple[float, float, type]] = {
     "linger_ms": (0, 60_000, int),
     "timeout_s": (1, 600, float),
     "max_attempts": (1, 1000, int),
+    "browser_lookups_per_hour": (0, 1_000_000, int),  # 0: browser events follow cached bindings
 }
 INTAKE_BOUNDS: dict[str, tuple[float, float, type]] = {
     "max_event_bytes": (256, 1_048_576, int),
