@@ -49,13 +49,17 @@
     body.replaceChildren.apply(body, rows);
   }
 
+  // 2024-03-02T10:15:00Z as 2024-03-02 10:15:00 (UTC, as the column says).
+  function when(iso) {
+    return String(iso || '').replace('T', ' ').replace('Z', '');
+  }
+
   function show(feed) {
     fill(document.getElementById('leads'), feed.leads, function (lead) {
-      return [lead.id, lead.email, lead.firstName, lead.cookies, lead.updatedAt];
+      return [lead.id, lead.email, lead.firstName, lead.cookies, when(lead.updatedAt)];
     }, 'No leads yet: identify yourself.');
     fill(document.getElementById('activities'), feed.activities, function (activity) {
-      return [activity.time.replace('T', ' ').replace('Z', ''),
-              activity.leadId == null ? 'anonymous' : activity.leadId,
+      return [when(activity.time), activity.leadId == null ? 'anonymous' : activity.leadId,
               activity.type, activity.detail];
     }, 'No activities yet.');
     document.getElementById('lead-total').textContent = '(' + feed.totals.leads + ' in all)';
