@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 
 COOKIE_NAME = "gateway_console"
 CSRF_FIELD = "csrf_token"
-#: Endpoints reachable without a session (the sign-in form and the console's own assets).
-OPEN_ENDPOINTS = frozenset({"console.sign_in", "console.asset"})
+#: Endpoints reachable without a session (the sign-in form and link, the console's assets).
+OPEN_ENDPOINTS = frozenset({"console.sign_in", "console.sign_in_link", "console.asset"})
 #: How long a console session lasts without signing in again.
 SESSION_MAX_AGE_S = 12 * 3600
 

@@ -6,6 +6,7 @@ import pytest
 
 from tests.browser.conftest import WAIT_S
 from tests.conftest import BROWSER_KEY
+from tests.fakes.webhost import MUNCHKIN_PATH
 
 pytestmark = pytest.mark.browser
 
@@ -109,7 +110,7 @@ def test_device_only_track_becomes_a_munchkin_visit(site):
 
 def test_blocked_munchkin_still_sends_beacons_without_page_errors(site):
     """An ad blocker that stops munchkin.js must not stop the beacons or break the page."""
-    site.context.route("**/stubs/munchkin.js", lambda route: route.abort())
+    site.context.route(f"**{MUNCHKIN_PATH}", lambda route: route.abort())
     page = site.open("gateway.track('Queued While Loading');")
     page.evaluate("gateway.page('Again'); gateway.identify('u_1', {email: 'a@example.com'})")
     site.gateway.recorder.wait_for(

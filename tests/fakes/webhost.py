@@ -1,5 +1,6 @@
-"""A loopback web server for browser tests: serves test pages and the Munchkin/forms2 stubs, and
-records what the stubs send; plus a WSGI wrapper that records what reaches the gateway."""
+"""A loopback web server for browser tests: serves test pages and the Munchkin/forms2 stubs (the
+fake Marketo's, from app/devtools/fake_marketo/assets), and records what the stubs send; plus a
+WSGI wrapper that records what reaches the gateway."""
 
 from __future__ import annotations
 
@@ -13,21 +14,19 @@ from dataclasses import field
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from io import BytesIO
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 from urllib.parse import urlsplit
 
-FAKES = Path(__file__).resolve().parent
+from app.devtools.fake_marketo.web import ASSETS
+from app.devtools.fake_marketo.web import FORM_POST_PATH
+from app.devtools.fake_marketo.web import FORMS2_PATH
+from app.devtools.fake_marketo.web import MUNCHKIN_PATH
+from app.devtools.fake_marketo.web import MUNCHKIN_POST_PATH
+from app.devtools.fake_marketo.web import SCRIPTS
 
-# URL paths of the stubs, as the gateway's settings point at them.
-MUNCHKIN_PATH = "/stubs/munchkin.js"
-FORMS2_PATH = "/js/forms2/js/forms2.min.js"
-
-STUBS = {
-    MUNCHKIN_PATH: FAKES / "munchkin_stub.js",
-    FORMS2_PATH: FAKES / "forms2_stub.js",
-}
+# The stubs by URL path, as the gateway's settings point at them (one copy: the fake's).
+STUBS = {path: ASSETS / name for path, name in SCRIPTS.items()}
 
 
 @dataclass
@@ -170,10 +169,10 @@ class _Handler(BaseHTTPRequestHandler):
         """Record what the stubs post: Munchkin calls and Forms 2.0 submissions."""
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         path = urlsplit(self.path).path
-        if path == "/record/munchkin":
+        if path == MUNCHKIN_POST_PATH:
             self._record("munchkin", body)
             self._send(204, b"", "text/plain")
-        elif path == "/index.php/leadCapture/save2":
+        elif path == FORM_POST_PATH:
             fields = dict(parse_qsl(body.decode()))
             if self.server.marketo is not None:  # the form host is "Marketo": apply the fill
                 self.server.marketo.fill_form(fields)
@@ -222,3 +221,6 @@ class WebHost(ThreadingHTTPServer):
         """Stop serving and close the socket."""
         self.shutdown()
         self.server_close()
+
+
+__all__ = ["FORMS2_PATH", "MUNCHKIN_PATH", "Hit", "Recorder", "RecordingMiddleware", "WebHost"]

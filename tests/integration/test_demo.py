@@ -2,53 +2,22 @@
 
 from __future__ import annotations
 
-import os
+import json
 import re
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
+from tests.fixtures_demo import DEADLINE_S
+from tests.fixtures_demo import demo_env
+from tests.fixtures_demo import printed_url
+from tests.fixtures_demo import running_demo
 from tests.fixtures_intake import REPO
 from tests.fixtures_intake import free_port
-from tests.fixtures_intake import wait_until_up
-
-DEADLINE_S = 30.0
-
-
-def demo_env(tmp_path: Path) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "GATEWAY_SETTINGS": str(tmp_path / "settings.json"),
-        "GATEWAY_STORE_URL": f"sqlite:///{tmp_path / 'outbox.db'}",
-    }
-    env.pop("MARKETO_CLIENT_ID", None)
-    return env
-
-
-@contextmanager
-def running_demo(env: dict[str, str], port: int, *extra: str) -> Iterator[list[str]]:
-    """Run `flask demo --port PORT` until the block ends; yield the lines it printed so far."""
-    command = [sys.executable, "-m", "flask", "--app", "wsgi", "demo", "--port", str(port), *extra]
-    proc = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
-    reader.start()
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}", DEADLINE_S)
-        yield lines
-    finally:
-        proc.terminate()
-        proc.wait(15)
-        reader.join(5)
-        proc.stdout.close()
 
 
 def send_suggested_event(printed: str, url: str) -> str:
@@ -97,9 +66,44 @@ def test_demo_delivers_its_suggested_first_event(tmp_path):
         assert status["outbox"]["dead"] == {}
 
 
+def test_demo_names_its_site_and_a_console_link_that_signs_in_once(tmp_path):
+    """The output names the demo site (on the fake, with the snippet) and a console link that
+    opens a session the first time only."""
+    port, marketo_port = free_port(), free_port()
+    with running_demo(demo_env(tmp_path), port, "--marketo-port", str(marketo_port)) as lines:
+        url = f"http://127.0.0.1:{port}"
+        printed = "".join(lines)
+        site = printed_url(printed, "demo site")
+        assert site == f"http://127.0.0.1:{marketo_port}/demo/"
+        page = requests.get(site, timeout=5)
+        assert page.status_code == 200
+        assert f"{url}/v1/loader.js?k=bk_" in page.text  # the snippet, for the demo's key
+        assert f'href="{url}/console/"' in page.text
+
+        link = printed_url(printed, "console")
+        assert link.startswith(f"{url}/console/sign-in/link?token=")
+        operator = requests.Session()
+        landed = operator.get(link, timeout=5)
+        assert landed.url == f"{url}/console/" and "Sign out" in landed.text
+        replayed = requests.get(link, timeout=5)  # a used link opens nothing
+        assert replayed.url.startswith(f"{url}/console/sign-in")
+        assert "used, expired or not valid" in replayed.text
+        assert requests.get(f"{url}/console/", timeout=5).url.startswith(f"{url}/console/sign-in")
+
+
+def as_an_older_demo_wrote_them(path: Path) -> None:
+    """Drop what this version's demo adds to its settings: the admin key, the fake's scripts."""
+    raw = json.loads(path.read_text())
+    raw["keys"] = [k for k in raw["keys"] if k["kind"] != "admin"]
+    for name in ("munchkin_script_url", "form_base_url", "form_id"):
+        raw.pop(name)
+    path.write_text(json.dumps(raw))
+
+
 def test_second_demo_on_another_port_prints_a_working_snippet_key_and_delivers(tmp_path):
     """A restart on a new port follows it (snippet, public_url), prints a key that works, and
-    forgets the leads the previous fake held, so the first event is delivered, not dead."""
+    forgets the leads the previous fake held, so the first event is delivered, not dead. Older
+    demo settings gain the console link's admin key and the demo site's scripts."""
     env = demo_env(tmp_path)
     first, second, marketo_port = free_port(), free_port(), free_port()
     with running_demo(env, first, "--marketo-port", str(marketo_port)) as lines:
@@ -107,6 +111,7 @@ def test_second_demo_on_another_port_prints_a_working_snippet_key_and_delivers(t
         key = send_suggested_event("".join(lines), url)
         identify_then_track(url, key)
         assert wait_delivered(url, key, 3)["outbox"]["delivered"] == 3
+    as_an_older_demo_wrote_them(Path(env["GATEWAY_SETTINGS"]))
     with running_demo(env, second) as lines:
         url = f"http://127.0.0.1:{second}"
         printed = "".join(lines)
@@ -127,3 +132,9 @@ def test_second_demo_on_another_port_prints_a_working_snippet_key_and_delivers(t
         )  # fmt: skip
         assert snippet.returncode == 0, snippet.stderr
         assert f"{url}/v1/loader.js?k=bk_" in snippet.stdout
+        assert printed_url(printed, "demo site") == f"http://127.0.0.1:{marketo_port}/demo/"
+        landed = requests.get(printed_url(printed, "console"), timeout=5)
+        assert landed.url == f"{url}/console/" and "Sign out" in landed.text
+        settings = json.loads(Path(env["GATEWAY_SETTINGS"]).read_text())
+        assert settings["munchkin_script_url"] == f"http://127.0.0.1:{marketo_port}/munchkin.js"
+        assert settings["form_id"] == 1003

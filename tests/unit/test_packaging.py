@@ -18,6 +18,7 @@ import pytest
 from setuptools import find_packages
 
 from app.browser import loader
+from app.devtools.fake_marketo import web
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,11 +50,13 @@ def shipped(relative: Path) -> bool:
         loader.IDENTIFY_PATH,
         loader.IDENTIFY_BUILD_PATH,
         *sorted((ROOT / "app" / "templates").iterdir()),
+        *sorted(web.ASSETS.iterdir()),
     ],
     ids=lambda p: p.name,
 )
 def test_runtime_files_are_in_the_wheel(path: Path) -> None:
-    """The browser library, its build and every template are package data."""
+    """The browser library, its build, every template and the fake's web assets are package
+    data."""
     path = Path(str(path))  # the loader's files are importlib.resources Traversables
     assert path.is_relative_to(ROOT), f"{path} is outside the project"
     assert shipped(path.relative_to(ROOT)), f"{path.relative_to(ROOT)} would not be installed"

@@ -18,6 +18,7 @@ from app.devtools.fake_marketo import bulk
 from app.devtools.fake_marketo import lead_ops
 from app.devtools.fake_marketo import leads
 from app.devtools.fake_marketo import lists
+from app.devtools.fake_marketo import web
 from app.devtools.fake_marketo.fixtures import load_fixtures
 from app.devtools.fake_marketo.server import MAX_BODY_BYTES
 from app.devtools.fake_marketo.server import FakeApp
@@ -91,6 +92,8 @@ class FakeMarketo:
         # Benchmarks sending many large calls can turn off keeping raw bodies in ``calls``.
         self.keep_bodies = True
         self.url = ""
+        # The demo page served at /demo/ (`web.DemoPage`), when `flask demo` gives it one.
+        self.demo_page: web.DemoPage | None = None
         self.lock = threading.RLock()
         self._meta = threading.Lock()
         self._stopping = threading.Event()
@@ -221,30 +224,8 @@ class FakeMarketo:
             return leads.create_lead(self, fields)
 
     def fill_form(self, form_fields: dict[str, str]) -> int | None:
-        """Apply a public Forms 2.0 post as Marketo does: upsert by Email, tie `_mkt_trk` to it.
-
-        `form_fields` carry SOAP names (`Email`, `FirstName`, `_mkt_trk`), as forms2 posts them;
-        the fill is recorded in `form_submissions`. Returns the lead id, or None without email.
-        """
-        by_soap = {f.soap: f.rest for f in self.fields.values()}
-        rest = {by_soap[k]: v for k, v in form_fields.items() if k in by_soap and v != ""}
-        if not rest.get("email"):
-            return None
-        with self.lock:
-            found = leads.matches(self, "email", rest["email"])
-            if found:
-                lead_id = max(found, key=lambda i: (self.leads[i]["updatedAt"], i))
-                leads.update_lead(self, lead_id, rest)
-            else:
-                lead_id = leads.create_lead(self, rest)
-            cookie = form_fields.get("_mkt_trk")
-            if cookie and cookie not in self.leads[lead_id]["cookies"]:
-                for other in self.leads.values():
-                    if cookie in other["cookies"]:
-                        other["cookies"].remove(cookie)
-                self.leads[lead_id]["cookies"].append(cookie)
-            self.form_submissions.append({"fields": dict(form_fields), "leadId": lead_id})
-            return lead_id
+        """Apply a public Forms 2.0 post as Marketo does (see `web.fill_form`); the lead id."""
+        return web.fill_form(self, form_fields)
 
     def add_activity_type(
         self,
@@ -300,6 +281,8 @@ class FakeMarketo:
         self.deletions: list[int] = []
         self.associations: list[dict[str, Any]] = []
         self.form_submissions: list[dict[str, Any]] = []
+        # Munchkin visits, form fills and associateLead calls the web side received.
+        self.web_activity: list[dict[str, Any]] = []
         self._ids = {
             "lead": itertools.count(1),
             "activity": itertools.count(1),

@@ -26,7 +26,14 @@ logger = logging.getLogger(__name__)
 FORMAT = 1
 # Tables keyed by integer id (JSON turns the keys into strings) and plain lists.
 _BY_ID = ("leads", "activity_types", "lists", "folders", "campaigns", "forms")
-_ROWS = ("activities", "campaign_triggers", "merges", "associations", "form_submissions")
+_ROWS = (
+    "activities",
+    "campaign_triggers",
+    "merges",
+    "associations",
+    "form_submissions",
+    "web_activity",
+)
 
 
 def snapshot(fake: FakeMarketo) -> dict[str, Any]:
@@ -55,8 +62,8 @@ def restore(fake: FakeMarketo, document: dict[str, Any]) -> None:
             setattr(fake, name, {int(row["id"]): row for row in document[name]})
         for row in fake.lists.values():
             row["members"] = set(row.get("members") or [])
-        for name in _ROWS:
-            setattr(fake, name, list(document[name]))
+        for name in _ROWS:  # a table newer than the file starts empty
+            setattr(fake, name, list(document.get(name) or []))
         for kind, value in document["next_ids"].items():
             fake._ids[kind] = itertools.count(int(value))
 

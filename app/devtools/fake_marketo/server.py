@@ -15,6 +15,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Request
 from werkzeug.wrappers import Response
 
+from app.devtools.fake_marketo import web
 from app.devtools.fake_marketo.browse import browse
 from app.devtools.fake_marketo.state import MESSAGES
 from app.devtools.fake_marketo.state import ApiError
@@ -89,6 +90,9 @@ class FakeApp:
             return control(self.fake, request)(environ, start_response)
         if request.path == "/" and request.method in ("GET", "HEAD"):
             return json_response(browse(self.fake), indent=2)(environ, start_response)
+        page = web.respond(self.fake, request)
+        if page is not None:  # scripts, form posts, Munchkin calls, the demo page: not REST
+            return page(environ, start_response)
         call = self._record(request)
         try:
             response = self._handle(request, call)

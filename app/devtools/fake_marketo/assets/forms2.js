@@ -1,5 +1,6 @@
-/* Test stand-in for Marketo's forms2.min.js: the Forms 2.0 calls the gateway uses, posting hidden
-   fields to the fake form host. Written for these tests; it shares no code with Marketo's script. */
+/* Stand-in for Marketo's forms2.min.js, served by the fake Marketo (the demo, browser tests): the
+   Forms 2.0 calls the gateway uses, posting hidden fields to the host it came from, which applies
+   them as a form fill. Written for this project; it shares no code with Marketo's script. */
 (function () {
   var script = document.currentScript;
   var origin = script ? new URL(script.src).origin : '';

@@ -1,9 +1,16 @@
-/* Test stand-in for Marketo's munchkin.js: same public calls, records them instead of tracking.
-   Written for these tests; it shares no code with Marketo's script. */
+/* Stand-in for Marketo's munchkin.js, served by the fake Marketo (the demo, browser tests): the
+   same public calls, recorded in window.__munchkin and posted to the host it came from, with the
+   _mkto_trk cookie, so the fake can log visits. Written for this project; it shares no code
+   with Marketo's script. */
 (function () {
   var script = document.currentScript;
   var origin = script ? new URL(script.src).origin : '';
   var calls = (window.__munchkin = window.__munchkin || []);
+
+  function trackingCookie() {
+    var found = document.cookie.match('(?:^|; )_mkto_trk=([^;]*)');
+    return found ? found[1] : null;
+  }
 
   function record(call) {
     calls.push(call);
@@ -12,7 +19,7 @@
         method: 'POST',
         mode: 'no-cors',
         keepalive: true,
-        body: JSON.stringify(call)
+        body: JSON.stringify(Object.assign({ cookie: trackingCookie() }, call))
       });
     } catch (e) {}
   }
