@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
@@ -18,6 +19,7 @@ from werkzeug.serving import make_server
 from app import create_app
 from app.browser.loader import render_snippet
 from app.lifecycle import close as close_app
+from app.outbox import get_store
 from app.settings import write_raw
 from tests.conftest import BROWSER_KEY
 from tests.conftest import base_document
@@ -86,6 +88,10 @@ def foreign_host() -> Iterator[WebHost]:
     host.stop()
 
 
+#: How far ahead `settle_leftovers` looks, so retries scheduled for later are taken too.
+LEFTOVER_HORIZON_S = 10**9
+
+
 @dataclass
 class Gateway:
     """The gateway app served over real HTTP on 127.0.0.1, recording every request."""
@@ -95,6 +101,14 @@ class Gateway:
     settings_path: Path
     recorder: Recorder
     webhost: WebHost
+
+    def settle_leftovers(self) -> None:
+        """Drop every open event earlier tests left, so a test's drain counts only its own."""
+        store = get_store(self.app)
+        later = time.time() + LEFTOVER_HORIZON_S  # due or not, every pending one is claimable
+        while batch := store.claim(1000, 60.0, later):
+            store.drop([e.id for e in batch], "test_leftover", later)
+        store.expire_held(later, later)
 
     def configure(self, **overrides: Any) -> dict[str, Any]:
         """Atomically write the browser-test settings with overrides; the app reloads them."""
@@ -200,8 +214,10 @@ class Site:
 
 @pytest.fixture
 def site(chromium, gateway: Gateway, webhost: WebHost) -> Iterator[Site]:
-    """A fresh browser context (no cookies or storage) and default settings for each test."""
+    """A fresh browser context (no cookies or storage), default settings and no open event left
+    by an earlier test (the gateway is shared by the session) for each test."""
     gateway.configure()
+    gateway.settle_leftovers()
     gateway.recorder.clear()
     webhost.recorder.clear()
     context = chromium.new_context()
