@@ -325,3 +325,22 @@ def test_admin_key_is_created_hashed(runner, settings_path):
     assert secret not in settings_path.read_text()
     refused = runner.invoke(args=["keys", "create", "--kind", "admin", "--origin", "https://a.b"])
     assert refused.exit_code != 0
+
+
+class TestWithoutCredentials:
+    """A gateway whose Marketo credentials are not set yet."""
+
+    @pytest.fixture
+    def environ(self) -> dict[str, str]:
+        return {}
+
+    def test_overview_says_delivery_waits_without_credentials(self, admin):
+        """Nothing can be delivered: the overview says what is missing, not 'running'."""
+        page = admin.get("/console/").text
+        pause = re.search(r'<td id="pause">(.*?)</td>', page).group(1)
+        assert "waiting for Marketo credentials" in pause and "running" not in pause
+
+
+def test_overview_says_running_with_credentials(admin):
+    """With credentials (this module's environment) and no pause, delivery is running."""
+    assert '<td id="pause"><span class="good">running</span>' in admin.get("/console/").text
