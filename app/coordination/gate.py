@@ -3,10 +3,19 @@
 The Marketo client calls `acquire` before each request and `release` after it; the budget (the
 sliding window, calls in flight and the daily quota) lives in the shared state, so every thread
 and process of the gateway draws from the same one.
+
+A slot is a short lease (`SLOT_LEASE_S`) that a heartbeat renews while its call runs, as claims
+are (app/outbox/leases.py). A process killed with SIGKILL renews nothing, so its calls stop
+counting as in flight within one lease: a restart is not locked out of the concurrency budget
+for the whole read timeout. A slot is never renewed past `slot_ttl` (the longest a call can
+take), so a stuck process cannot hold one forever either.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -17,8 +26,13 @@ from app.marketo.errors import QuotaExhausted
 from app.ratelimit import QUOTA_REASONS
 from app.ratelimit import Budget
 
+logger = logging.getLogger(__name__)
+
 #: How long one call may wait in-thread for the shared budget before its batch is rescheduled.
 MAX_GATE_WAIT_S = 25.0
+#: A slot's lease; the heartbeat renews open slots this many times a lease.
+SLOT_LEASE_S = 6.0
+RENEWALS_PER_LEASE = 4
 
 
 class Gate:
@@ -32,6 +46,7 @@ class Gate:
         sleep: Callable[[float], Any],
         slot_ttl: float,
         max_wait_s: float = MAX_GATE_WAIT_S,
+        lease_s: float = SLOT_LEASE_S,
     ) -> None:
         self.shared = shared
         self.budget = budget
@@ -39,14 +54,24 @@ class Gate:
         self.sleep = sleep
         self.slot_ttl = slot_ttl
         self.max_wait_s = max_wait_s
+        self.lease_s = min(lease_s, slot_ttl)
+        # slot id → when its call started (by this process's clock)
+        self._open: dict[int, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
 
     def acquire(self) -> Slot:
         """Return a slot; raise QuotaExhausted or RateLimited when the wait would be too long."""
         deadline = self.clock() + self.max_wait_s
         while True:
             now = self.clock()
-            decision, slot = self.shared.acquire_slot(self.budget(), now, self.slot_ttl)
+            decision, slot = self.shared.acquire_slot(self.budget(), now, self.lease_s)
             if slot is not None:
+                self._ensure_heartbeat()
+                with self._lock:
+                    self._open[slot.id] = now
                 return slot
             if decision.reason in QUOTA_REASONS:
                 raise QuotaExhausted("daily quota used up", resets_at=now + decision.wait)
@@ -59,4 +84,49 @@ class Gate:
     def release(self, slot: object, counted: bool) -> None:
         """Give the slot back."""
         if isinstance(slot, Slot):
+            with self._lock:
+                self._open.pop(slot.id, None)
             self.shared.release_slot(slot, counted, self.clock())
+
+    def renew_open(self) -> int:
+        """Extend the lease of every slot this process holds (the heartbeat's one step); a slot
+        held past `slot_ttl` is left to lapse. Return how many were renewed."""
+        now = self.clock()
+        with self._lock:
+            stale = [i for i, since in self._open.items() if now - since >= self.slot_ttl]
+            for slot_id in stale:
+                del self._open[slot_id]
+            ids = sorted(self._open)
+        if ids:
+            self.shared.renew_slots(ids, now + self.lease_s)
+        return len(ids)
+
+    def _ensure_heartbeat(self) -> None:
+        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+                return
+            if self._pid != os.getpid():
+                self._open.clear()  # a forked child holds none of its parent's calls
+            self._pid = os.getpid()
+            self._stop = threading.Event()
+            self._thread = threading.Thread(
+                target=self._beat, args=(self._stop,), name="gateway-slot-heartbeat", daemon=True
+            )
+            self._thread.start()
+
+    def _beat(self, stop: threading.Event) -> None:
+        interval = max(self.lease_s / RENEWALS_PER_LEASE, 0.05)
+        while not stop.wait(interval):
+            try:
+                self.renew_open()
+            except Exception:  # the shared state is briefly unavailable: try again next beat
+                logger.exception("could not renew call slots")
+
+    def close(self) -> None:
+        """Stop the heartbeat; slots still open lapse within a lease."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and self._pid == os.getpid():
+            thread.join(5)

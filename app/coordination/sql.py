@@ -121,6 +121,17 @@ class SqlSharedState(PrivacySql, ABC):
                     " CASE WHEN day_count > 0 THEN day_count - 1 ELSE 0 END WHERE id = 1"
                 )
 
+    def renew_slots(self, ids: Sequence[int], until: float) -> None:
+        """Extend the leases of these open slots (calls still running) to `until`."""
+        if not ids:
+            return
+        marks = ", ".join("?" * len(ids))
+        with self._tx() as conn:
+            conn.execute(
+                f"UPDATE mkto_slots SET expires_at = ? WHERE id IN ({marks})",
+                (until, *(int(i) for i in ids)),
+            )
+
     def pause(self, until: float, reason: str) -> None:
         """Hold every call until `until`; a longer pause already in force wins."""
         with self._tx() as conn:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from collections.abc import Mapping
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,9 @@ class SharedState(Protocol):
 
     def release_slot(self, slot: Slot, counted: bool, now: float) -> None:
         """End a call; `counted=False` gives back its quota unit (Marketo did not count it)."""
+
+    def renew_slots(self, ids: Sequence[int], until: float) -> None:
+        """Extend the leases of these open slots (calls still running) to `until`."""
 
     def pause(self, until: float, reason: str) -> None:
         """Hold every call until `until` (606/615 back-off, 607 parking); a longer pause wins."""

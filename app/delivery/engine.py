@@ -43,7 +43,8 @@ logger = logging.getLogger(__name__)
 USAGE_RESYNC_S = 3600.0
 # The shared lease naming the process that reads the usage report this hour.
 USAGE_LEASE = "usage-resync"
-# A slot whose holder vanished stops counting as in flight after the read timeout plus this.
+# A call slot is renewed while its call runs, at most the read timeout plus this (app/coordination
+# /gate.py); a slot whose process died stops counting as in flight within one short lease.
 SLOT_GRACE_S = 30.0
 # Held anonymousIds looked up in the lead cache per maintenance pass (a cursor walks the rest).
 RELEASE_SCAN = 1000
@@ -232,8 +233,9 @@ class Engine:
             logger.info("daily call count resynced from Marketo: %d", theirs)
 
     def close(self) -> None:
-        """Stop renewing claims and close the HTTP session."""
+        """Stop renewing claims and call slots, and close the HTTP session."""
         self.leases.close()
+        self.gate.close()
         with self._lock:
             if self._current is not None:
                 self._current[1].close()
