@@ -123,8 +123,9 @@ def overview() -> str:
     now = time.time()
     status = build_status(current_app, now)
     activity = get_store(current_app).activity(now - 3600)
+    template = "console/overview_body.html" if request.args.get("part") else "console/overview.html"
     return render_template(
-        "console/overview.html",
+        template,
         outbox=status.get("outbox", {}),
         marketo=status.get("marketo") or {},
         chart=chart(activity, now),

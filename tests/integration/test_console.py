@@ -75,7 +75,9 @@ def send_track(client, **fields) -> None:
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.parametrize("path", [*PAGES, "/console/events/1", "/console/events?rows=1"])
+@pytest.mark.parametrize(
+    "path", [*PAGES, "/console/events/1", "/console/events?rows=1", "/console/?part=1"]
+)
 def test_every_page_without_a_session_redirects_to_sign_in(client, path):
     """No session: every page answers a redirect to the sign-in form, naming where to return."""
     response = client.get(path)
