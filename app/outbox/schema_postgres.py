@@ -145,6 +145,8 @@ POSTGRES_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             message TEXT,
             records INTEGER)""",
             "CREATE INDEX IF NOT EXISTS delivery_calls_batch ON delivery_calls (batch)",
+            # Compaction deletes by time (SQLite walks its rowids in order instead).
+            "CREATE INDEX IF NOT EXISTS delivery_calls_at ON delivery_calls (at)",
         ),
     ),
 )
