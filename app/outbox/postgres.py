@@ -54,21 +54,21 @@ COLUMNS = (
 # In an UPDATE ... FROM, a bare `id` would be ambiguous.
 _RETURNING = COLUMNS.replace("id,", "events.id,", 1)
 
-# Ids are drawn from the identity's sequence first, so each dedupe entry can name its event
-# (the console's messageId filter); COPY writes the given id into the identity column.
+# Each event's id is drawn from the identity's sequence as its dedupe entry is written, so the
+# entry names its event (the console's messageId filter); COPY writes the given id into the
+# identity column.
 _COPY_EVENTS = (
     "COPY events (id, message_id, type, source_key_id, source_kind, received_at, timestamp,"
     " user_id, anonymous_id, payload, state, reason, next_attempt_at, updated_at, email)"
     " FROM STDIN"
 )
-_NEW_EVENT_IDS = (
-    "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, %s)"
-)
 
-# Insert each new messageId, or take over one older than the window; RETURNING names the fresh.
+# Insert each new messageId, or take over one older than the window; RETURNING names the fresh
+# with the ids their events get.
 _CLAIM_MESSAGE_IDS = (
     "INSERT INTO dedupe (message_id, received_at, event_id)"
-    " SELECT * FROM unnest(%s::text[], %s::float8[], %s::bigint[])"
+    " SELECT m, r, nextval(pg_get_serial_sequence('events', 'id'))"
+    " FROM unnest(%s::text[], %s::float8[]) AS u (m, r)"
     " ON CONFLICT (message_id) DO UPDATE SET received_at = excluded.received_at,"
     " event_id = excluded.event_id"
     " WHERE dedupe.received_at < excluded.received_at - %s"
@@ -150,10 +150,9 @@ class PostgresStore:
         # Sorted so concurrent nodes lock dedupe keys in one order and cannot deadlock.
         mids = sorted(firsts)
         with self._conn() as conn:
-            ids = [r[0] for r in conn.execute(_NEW_EVENT_IDS, (len(mids),)).fetchall()]
             fresh = conn.execute(
                 _CLAIM_MESSAGE_IDS,
-                (mids, [firsts[m][3] for m in mids], ids, self.dedupe_window_s),
+                (mids, [firsts[m][3] for m in mids], self.dedupe_window_s),
             ).fetchall()
             totals: dict[tuple[str, str], int] = {}
             with conn.cursor().copy(_COPY_EVENTS) as copy:
