@@ -13,20 +13,17 @@ take), so a stuck process cannot hold one forever either.
 
 from __future__ import annotations
 
-import logging
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from app.coordination.state import SharedState
 from app.coordination.state import Slot
+from app.heartbeat import Heartbeat
 from app.marketo.errors import LimiterBusy
 from app.marketo.errors import QuotaExhausted
 from app.ratelimit import QUOTA_REASONS
 from app.ratelimit import Budget
-
-logger = logging.getLogger(__name__)
 
 #: How long one call may wait in-thread for the shared budget before its batch is rescheduled.
 MAX_GATE_WAIT_S = 25.0
@@ -58,9 +55,9 @@ class Gate:
         # slot id → when its call started (by this process's clock)
         self._open: dict[int, float] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
+        self._heartbeat = Heartbeat(
+            self.renew_open, self.lease_s / RENEWALS_PER_LEASE, "gateway-slot-heartbeat"
+        )
 
     def acquire(self) -> Slot:
         """Return a slot; raise QuotaExhausted or RateLimited when the wait would be too long."""
@@ -102,31 +99,10 @@ class Gate:
         return len(ids)
 
     def _ensure_heartbeat(self) -> None:
-        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
-            return
-        with self._lock:
-            if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
-                return
-            if self._pid != os.getpid():
+        if self._heartbeat.ensure():
+            with self._lock:
                 self._open.clear()  # a forked child holds none of its parent's calls
-            self._pid = os.getpid()
-            self._stop = threading.Event()
-            self._thread = threading.Thread(
-                target=self._beat, args=(self._stop,), name="gateway-slot-heartbeat", daemon=True
-            )
-            self._thread.start()
-
-    def _beat(self, stop: threading.Event) -> None:
-        interval = max(self.lease_s / RENEWALS_PER_LEASE, 0.05)
-        while not stop.wait(interval):
-            try:
-                self.renew_open()
-            except Exception:  # the shared state is briefly unavailable: try again next beat
-                logger.exception("could not renew call slots")
 
     def close(self) -> None:
         """Stop the heartbeat; slots still open lapse within a lease."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and self._pid == os.getpid():
-            thread.join(5)
+        self._heartbeat.close()

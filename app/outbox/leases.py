@@ -13,12 +13,12 @@ someone else is never extended (and is dropped from what this process keeps).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 
+from app.heartbeat import Heartbeat
 from app.outbox.store import Store
 from app.outbox.store import StoredEvent
 
@@ -48,9 +48,11 @@ class KeptLeases:
         # event id → (the lease's current end, when it was first claimed)
         self._held: dict[int, tuple[float, float]] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
+        self._heartbeat = Heartbeat(
+            self.renew_due,
+            lease_s / RENEWALS_PER_LEASE,
+            "gateway-lease-heartbeat",
+        )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
@@ -123,32 +125,11 @@ class KeptLeases:
         return renewed
 
     def _ensure_heartbeat(self) -> None:
-        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
-            return
-        with self._lock:
-            if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
-                return
-            self._pid = os.getpid()
-            self._stop = threading.Event()
-            self._thread = threading.Thread(
-                target=self._beat, args=(self._stop,), name="gateway-lease-heartbeat", daemon=True
-            )
-            self._thread.start()
-
-    def _beat(self, stop: threading.Event) -> None:
-        interval = max(self.lease_s / RENEWALS_PER_LEASE, 0.05)
-        while not stop.wait(interval):
-            try:
-                self.renew_due()
-            except Exception:  # the store is briefly unavailable: try again next beat
-                logger.exception("could not renew claims")
+        self._heartbeat.ensure()
 
     def close(self) -> None:
         """Stop the heartbeat (the store is closed by its owner)."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and self._pid == os.getpid():
-            thread.join(5)
+        self._heartbeat.close()
 
     def _forget(self, ids: Sequence[int]) -> None:
         with self._lock:

@@ -20,6 +20,7 @@ FORBIDDEN = {
     "browser": ("app.marketo", "app.delivery", "app.coordination"),
     "retry.py": ("app", "flask"),
     "ratelimit.py": ("app", "flask"),
+    "heartbeat.py": ("app", "flask"),
 }
 
 
