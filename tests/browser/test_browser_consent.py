@@ -28,6 +28,24 @@ def _nothing_started(site) -> None:
     assert page.evaluate("window.__beacons.length") == 0
 
 
+#: The calls the consent tests queue before the visitor decides, in the order they were made.
+QUEUED_ORDER = [
+    ("page", None),
+    ("track", "First"),
+    ("identify", None),
+    ("track", "Second"),
+    ("track", "Third"),
+]
+
+
+def _queued_calls_sent_in_order(site) -> list[dict]:
+    """Wait for the five queued calls to be sent; assert their order; return the messages."""
+    site.page.wait_for_function("window.__beacons.length >= 5")
+    sent = site.sent()
+    assert [(m["type"], m.get("event")) for m in sent] == QUEUED_ORDER
+    return sent
+
+
 def test_opt_in_sends_nothing_until_consent_then_the_queued_calls_in_order(site):
     """No Munchkin, cookie or beacon before consent; then the calls go, in call order."""
     site.gateway.configure(consent={"mode": "opt_in"})
@@ -38,15 +56,7 @@ def test_opt_in_sends_nothing_until_consent_then_the_queued_calls_in_order(site)
         "(() => { const t = new Date().toISOString();"
         " gateway.consent({analytics: true, marketing: true}); return t; })()"
     )
-    page.wait_for_function("window.__beacons.length >= 5")
-    sent = site.sent()
-    assert [(m["type"], m.get("event")) for m in sent] == [
-        ("page", None),
-        ("track", "First"),
-        ("identify", None),
-        ("track", "Second"),
-        ("track", "Third"),
-    ]
+    sent = _queued_calls_sent_in_order(site)
     # Every message was built after consent: none existed before, only the calls were queued.
     assert all(m["timestamp"] >= consent_at for m in sent)
     prefs = {"analytics": True, "marketing": True}
@@ -179,15 +189,7 @@ def test_tcf_consent_manager_decides_opt_in_then_withdraws(site):
     page.evaluate("window.__cmp.report('cmpuishown', [1, 3, 4, 8, 9])")
     _nothing_started(site)
     page.evaluate("window.__cmp.report('useractioncomplete', [1, 3, 4])")
-    page.wait_for_function("window.__beacons.length >= 5")
-    sent = site.sent()
-    assert [(m["type"], m.get("event")) for m in sent] == [
-        ("page", None),
-        ("track", "First"),
-        ("identify", None),
-        ("track", "Second"),
-        ("track", "Third"),
-    ]
+    sent = _queued_calls_sent_in_order(site)
     prefs = {"analytics": False, "marketing": True}
     assert all(m["context"]["consent"]["categoryPreferences"] == prefs for m in sent)
     assert site.munchkin(min_count=1)[0]["fn"] == "init"
