@@ -180,6 +180,14 @@ class PrivacySql:
                 conn.execute(f"DELETE FROM events WHERE id IN ({marks})", tuple(chunk))
             if newest in ids:
                 conn.execute(_BLANK, (newest,))
+            # A Marketo error message kept for the console may quote a value it refused.
+            quoted = self._CONTAINS.format(col="lower(coalesce(message, ''))")
+            for _, value in sorted(set(identifiers)):
+                conn.execute(
+                    f"UPDATE delivery_calls SET message = '(removed: named a forgotten person)'"
+                    f" WHERE {quoted}",
+                    (value.lower(),),
+                )
         return len(ids)
 
     def forget_identities(
@@ -194,7 +202,8 @@ class PrivacySql:
         """
         leads: set[int] = set()
         related: set[tuple[str, str]] = set()
-        error = self._CONTAINS.format(col="value")
+        # Any letter case: Marketo may quote an email as it was sent, not as we match it.
+        error = self._CONTAINS.format(col="lower(value)")
         pairs = sorted(set(identifiers))
         self._before_forget()
         with self._tx() as conn:
@@ -208,7 +217,7 @@ class PrivacySql:
                 leads.update(int(r[0]) for r in rows)
                 conn.execute(f"DELETE FROM mkto_leads WHERE {where}", (kind, wanted))
                 conn.execute(
-                    f"DELETE FROM mkto_meta WHERE key = 'last_error' AND {error}", (value,)
+                    f"DELETE FROM mkto_meta WHERE key = 'last_error' AND {error}", (value.lower(),)
                 )
             for lead in sorted(leads):
                 rows = conn.execute(

@@ -406,3 +406,25 @@ def test_suppression_hash_never_holds_the_identifier(kind):
     assert len(digest) == 64 and "ann" not in digest.lower()
     same = identity_hash(kind, " ann@example.com ") == digest
     assert same is (kind == "email")
+
+
+def test_forget_clears_a_marketo_message_quoting_the_person(
+    fake_marketo, bo_app_factory, store_url
+):
+    """The console keeps Marketo's error messages per call; one quoting Ann's email goes with
+    her, the call itself (endpoint, code) stays for the operator."""
+    app = bo_app_factory(events=EVENTS, lead_fields=LEAD_FIELDS, store_url=store_url)
+    gateway = Gateway(app)
+    fake_marketo.script(
+        "/leads.json",
+        {"code": "1003", "message": "Invalid value 'Ann@Example.com'", "method": "POST"},
+    )
+    gateway.send("identify", userId="u-ann", traits={"email": "ann@example.com"})
+    gateway.deliver()
+    assert "delivery_calls" in _tables_holding(app, store_url, ("ann@example.com",))
+    answer = gateway.client.post("/v1/privacy/forget", json={"email": "ann@example.com"},
+                                 headers=AUTH)  # fmt: skip
+    assert answer.status_code == 200, answer.json
+    assert _tables_holding(app, store_url, ("ann@example.com", "u-ann")) == {}
+    calls = _tables_holding(app, store_url, ("1003",))["delivery_calls"]
+    assert calls and all("forgotten person" in repr(c) for c in calls)
