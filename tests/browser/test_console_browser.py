@@ -175,9 +175,11 @@ def test_operator_filters_by_email_sees_the_marketo_call_and_purges_a_dead_lette
     letter purged only after its confirmation."""
     url, app, fake = delivering_gateway
     store = get_store(app)
-    fake.script("/activities/external.json", {"record_errors": {0: "1006"}})
-    track(url, messageId="m-refused", userId="zed", context={"traits": {"email": "zed@x.io"}})
-    wait_for(lambda: store.find("m-refused")[0].state.value == "dead", "the 1006 dead letter")
+    refusal = {"record_errors": {0: "1006"}}
+    fake.script("/activities/external.json", refusal, refusal)
+    for message_id, user in (("m-refused", "zed"), ("m-fixed", "yan")):
+        track(url, messageId=message_id, userId=user, context={"traits": {"email": f"{user}@x.io"}})
+        wait_for(lambda m=message_id: store.find(m)[0].state.value == "dead", f"{message_id} dead")
     for user in ("amy", "ben"):
         track(
             url, messageId=f"m-{user}", userId=user, context={"traits": {"email": f"{user}@x.io"}}
@@ -231,6 +233,19 @@ def test_operator_filters_by_email_sees_the_marketo_call_and_purges_a_dead_lette
         page.click("#confirm")
         page.wait_for_selector(".flash")
         assert "Purged 1 dead letter" in page.inner_text(".flash")
+        assert store.get(refused.id) is None
+
+        # The cause fixed in Marketo, a replay delivers the other one: its page says so.
+        fixed = store.find("m-fixed")[0]
+        page.click(f"#replay-{fixed.id}")
+        page.click("#confirm")
+        page.wait_for_selector(".flash")
+        assert "Replayed 1 dead letter" in page.inner_text(".flash")
+        wait_for(lambda: store.get(fixed.id).state.value == "delivered", "the replayed delivery")
+        page.goto(f"{url}/console/events/{fixed.id}")
+        assert page.inner_text("#event-state") == "delivered"
+        history = page.inner_text("#history")
+        assert history.index("delivered") < history.index("1006")  # newest attempt first
         assert store.get(refused.id) is None
         assert errors == []
     finally:
