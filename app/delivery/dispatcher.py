@@ -23,6 +23,7 @@ from typing import Any
 
 from app.coordination.gate import MAX_GATE_WAIT_S
 from app.coordination.state import SharedState
+from app.delivery.breaker import Breaker
 from app.delivery.isolation import cause_of
 from app.delivery.isolation import describe
 from app.delivery.isolation import settled_before
@@ -33,7 +34,7 @@ from app.delivery.outcomes import DROPPED
 from app.delivery.outcomes import HELD
 from app.delivery.outcomes import RETRY
 from app.delivery.outcomes import Outcome
-from app.delivery.outcomes import retry_with
+from app.delivery.outcomes import attempts_of
 from app.delivery.outcomes import wants_action
 from app.delivery.pacing import MAX_LANES
 from app.delivery.pacing import QUIET_S
@@ -49,12 +50,9 @@ from app.marketo.errors import CredentialsRejected
 from app.marketo.errors import LimiterBusy
 from app.marketo.errors import MarketoError
 from app.marketo.errors import Retryable
-from app.marketo.errors import Transient
-from app.outbox.store import Attempt
 from app.outbox.store import Store
 from app.outbox.store import StoredEvent
 from app.ratelimit import PAUSE_CREDENTIALS
-from app.ratelimit import PAUSE_OUTAGE
 from app.ratelimit import PAUSE_QUOTA
 from app.ratelimit import Budget
 from app.ratelimit import park_until
@@ -72,8 +70,6 @@ IDLE_POLL_S = 0.25
 LINGER_POLL_S = 0.05
 #: Pause after bad credentials: an operator must act, so do not hammer the identity endpoint.
 CREDENTIALS_PAUSE_S = 300.0
-#: The limiter's pause reason while the circuit breaker holds calls (`flask status`).
-OUTAGE_REASON = PAUSE_OUTAGE
 #: How often housekeeping (held-event expiry, compaction) runs.
 MAINTENANCE_EVERY_S = 60.0
 #: Delivered and dropped rows are kept this long, then compacted (counts survive).
@@ -114,9 +110,8 @@ class Dispatcher:
         self._last_maintenance = float("-inf")
         # Fewer events per batch while Marketo answers 604 (per dispatcher, see reshape.py).
         self._limit = BatchLimit()
-        # Batches in a row that Marketo failed as a whole (5xx, timeouts, no connection) with
-        # nothing delivered: the circuit breaker's back-off exponent (per dispatcher).
-        self._outage_streak = 0
+        # Holds every call while Marketo fails whole batches (per dispatcher).
+        self.breaker = Breaker(shared, rand)
         self._told_no_credentials = False
 
     # One step --------------------------------------------------------------------------------
@@ -291,7 +286,7 @@ class Dispatcher:
                 ended.setdefault((DEAD, "retries_exhausted", detail), []).append(stored.id)
                 continue
             retries.setdefault((at, charge, outcome.detail or ""), []).append(stored.id)
-        self._track_outage(batch, outcomes, bool(delivered), now, policy)
+        self.breaker.after_batch(batch, outcomes, bool(delivered), now, policy)
         self._log_attempts(batch, outcomes, now)
         if delivered:
             self.store.ack(delivered, now)
@@ -312,60 +307,12 @@ class Dispatcher:
     def _log_attempts(
         self, batch: list[StoredEvent], outcomes: dict[int, Outcome], now: float
     ) -> None:
-        """Append this attempt to each event's history (the console's event page).
-
-        Written before the events settle, so a page showing a final state shows its attempt
-        too; a failure to write it loses a history line, never an event.
-        """
-        attempts = {}
-        for stored in batch:
-            outcome = outcomes.get(stored.id)
-            if outcome is None:
-                continue
-            attempts[stored.id] = Attempt(
-                now, outcome.status, outcome.reason, outcome.batch, outcome.lead_id
-            )
+        """Append this attempt to each event's history (the console's event page), before the
+        events settle; a failure to write it loses a history line, never an event."""
         try:
-            self.store.note(attempts)
+            self.store.note(attempts_of(batch, outcomes, now))
         except Exception:
             logger.exception("could not record the delivery history of %d events", len(batch))
-
-    def _track_outage(
-        self,
-        batch: list[StoredEvent],
-        outcomes: dict[int, Outcome],
-        delivered: bool,
-        now: float,
-        policy: RetryPolicy,
-    ) -> None:
-        """Circuit breaker: while Marketo fails whole calls, hold every call, not just this batch.
-
-        Without it each failed batch backs off alone while the dispatcher claims the next one,
-        so an outage charges an attempt to every pending event in turn and, after `max_attempts`
-        rounds (under an hour with the 10-minute cap), dead-letters the whole backlog. With it
-        one batch probes Marketo per back-off, the back-off grows with the failures in a row,
-        and the events that were never sent wait uncharged. A delivered event closes it.
-        """
-        if delivered:
-            if self._outage_streak:
-                logger.info("Marketo answers again after %d failed batches", self._outage_streak)
-            self._outage_streak = 0
-            return
-        failures = [
-            outcomes[e.id].error for e in batch if retry_with(outcomes.get(e.id), Transient)
-        ]
-        if not failures:
-            return
-        self._outage_streak += 1
-        retry_after = max((getattr(f, "retry_after", None) or 0.0 for f in failures), default=0.0)
-        until = now + policy.delay(self._outage_streak, retry_after or None, self.rand())
-        self.shared.pause(until, OUTAGE_REASON)
-        logger.warning(
-            "Marketo failed %d batch(es) in a row (%s); holding calls for %.0f s",
-            self._outage_streak,
-            failures[0],
-            until - now,
-        )
 
     def _when(
         self,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.marketo.errors import MarketoError
 from app.marketo.errors import Retryable
 from app.marketo.errors import TooLarge
+from app.outbox.store import Attempt
+from app.outbox.store import StoredEvent
 from app.retry import Action
 
 DELIVERED = "delivered"
@@ -77,3 +81,14 @@ def wants_action(outcome: Outcome | None, action: Action) -> bool:
         and outcome.status == RETRY
         and getattr(outcome.error, "action", None) is action
     )
+
+
+def attempts_of(
+    batch: Sequence[StoredEvent], outcomes: Mapping[int, Outcome], now: float
+) -> dict[int, Attempt]:
+    """Return the history line of each event of `batch` that has an outcome."""
+    return {
+        stored.id: Attempt(now, o.status, o.reason, o.batch, o.lead_id)
+        for stored in batch
+        if (o := outcomes.get(stored.id)) is not None
+    }
