@@ -125,8 +125,11 @@ class DeliveryRig:
         self.settings = parse(base)
         return self.settings
 
-    def add(self, type_: str, *, state: State | None = None, **message: Any) -> str:
-        """Store one Segment message as intake would (routed, unless `state` is given)."""
+    def add(
+        self, type_: str, *, state: State | None = None, source_kind: str = "server", **message: Any
+    ) -> str:
+        """Store one Segment message as intake would (routed, unless `state` is given), as sent
+        with the server key or, with `source_kind="browser"`, the browser key."""
         message_id = message.pop("messageId", None) or f"m-{uuid.uuid4().hex}"
         payload = {
             "type": type_,
@@ -137,8 +140,8 @@ class DeliveryRig:
         event = Event(
             message_id=message_id,
             type=type_,
-            source_key_id="key_server",
-            source_kind="server",
+            source_key_id=f"key_{source_kind}",
+            source_kind=source_kind,
             received_at=self.clock.now(),
             timestamp=payload["timestamp"],
             user_id=payload.get("userId"),

@@ -32,6 +32,7 @@ from app.outbox.leases import KeptLeases
 from app.outbox.store import Call
 from app.outbox.store import Store
 from app.outbox.store import StoredEvent
+from app.privacy.identity import SUPPRESSED
 from app.privacy.suppression import suppressed_events
 from app.ratelimit import Budget
 from app.ratelimit import quota_day
@@ -48,8 +49,6 @@ USAGE_LEASE = "usage-resync"
 SLOT_GRACE_S = 30.0
 # Held anonymousIds looked up in the lead cache per maintenance pass (a cursor walks the rest).
 RELEASE_SCAN = 1000
-# The drop reason of an event about a forgotten person (the same as intake's).
-SUPPRESSED = "suppressed"
 
 
 class Engine:

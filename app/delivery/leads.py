@@ -23,6 +23,7 @@ from app.delivery.mapping import email_of
 from app.delivery.mapping import get_path
 from app.marketo.client import MarketoClient
 from app.marketo.errors import Busy
+from app.marketo.errors import LimiterBusy
 from app.marketo.errors import MarketoError
 from app.marketo.errors import Permanent
 from app.marketo.lead_records import create_leads
@@ -44,6 +45,18 @@ BROWSER_LOOKUPS_DEFERRED = "browser_lookups_deferred"
 BROWSER_LOOKUP_WINDOW_S = 3600.0
 #: Why an untrusted event's lead was not looked up: the hour's budget was spent.
 LOOKUP_BUDGET_SPENT = "lookup_budget_spent"
+
+
+class LookupBudgetSpent(LimiterBusy):
+    """The hour's budget of Marketo lookups for browser events is spent: the event waits,
+    uncharged, for the next hour (Marketo was not asked)."""
+
+    @property
+    def reason(self) -> str:
+        """Return the reason its attempts show on the console."""
+        return LOOKUP_BUDGET_SPENT
+
+
 # Names in `lead_lookup` → identity kinds.
 LOOKUP_KINDS = {
     "marketo_cookie": "cookie",
@@ -214,11 +227,11 @@ class LeadResolver:
         """Name why a lead was not found, and cache what trusted events found."""
         out: list[Resolution] = []
         for index, (who, result) in enumerate(zip(whos, results, strict=True)):
-            if result is None:
+            if index in self._deferred and result is None:
+                result = Resolution(error=self._budget_spent())
+            elif result is None:
                 reason = "lead_not_found" if self.ordered(who) else "no_lead_identity"
-                result = Resolution(
-                    reason=LOOKUP_BUDGET_SPENT if index in self._deferred else reason
-                )
+                result = Resolution(reason=reason)
             elif result.lead_id is not None and who.trusted:
                 # A cookie is cached only once Marketo ties it to the lead (found by it, or
                 # associated after the event): until then it may still belong to another.
@@ -295,7 +308,7 @@ class LeadResolver:
         A browser key is public: without this, beacons with made-up `_mkto_trk` values would
         each cost one Marketo call (up to the per-IP beacon rate, from any number of
         addresses) and could spend the instance's daily quota. A cookie left out is not looked
-        up; its events wait held (`lookup_budget_spent`) for a binding, as any unknown visitor's.
+        up now; its events wait, uncharged, for the next hour's budget (`lookup_budget_spent`).
         """
         trusted = {dict(self.ordered(whos[i])).get("cookie") for i in asking if whos[i].trusted}
         paid = [c for c in cookies if c not in trusted]
@@ -314,6 +327,14 @@ class LeadResolver:
             i for i in asking if dict(self.ordered(whos[i])).get("cookie") in refused
         )
         return [c for c in cookies if c not in refused]
+
+    def _budget_spent(self) -> LookupBudgetSpent:
+        """The wait for the next hour's budget: the event goes again then, uncharged."""
+        now = self.clock()
+        next_window = (now // BROWSER_LOOKUP_WINDOW_S + 1) * BROWSER_LOOKUP_WINDOW_S
+        return LookupBudgetSpent(
+            "this hour's lookups for browser events are spent", retry_after=next_window - now
+        )
 
     def cookie_owner(self, cookie: str) -> int | None:
         """Return the lead Marketo ties `cookie` to, from the cache or one lookup; None if none.

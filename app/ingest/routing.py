@@ -12,6 +12,7 @@ from app.outbox.store import TRUST_KEY
 from app.outbox.store import Event
 from app.outbox.store import Routed
 from app.outbox.store import State
+from app.privacy.identity import SUPPRESSED
 from app.privacy.identity import consent_preferences
 from app.settings import Settings
 
@@ -21,7 +22,6 @@ EVENT_NOT_MAPPED = "event_not_mapped"
 NO_CONSENT = "no_consent"
 PAGE_NOT_MAPPED = "page_not_mapped"
 RECORDED_ONLY = "recorded_only"
-SUPPRESSED = "suppressed"
 UNSUPPORTED_TYPE = "unsupported_type"
 
 # Integration names that address this destination in a Segment `integrations` object: Segment's

@@ -10,6 +10,9 @@ from typing import Any
 from app.outbox.store import TRUST_KEY
 from app.outbox.store import Event
 
+#: The drop reason of an event about a forgotten person, at intake or at delivery.
+SUPPRESSED = "suppressed"
+
 # The kinds of identifier a person can be forgotten (and suppressed) by.
 KINDS = ("email", "userId", "anonymousId")
 
