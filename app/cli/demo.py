@@ -65,10 +65,15 @@ def _use_fake(raw: dict, fake_port: int) -> None:
     raw["munchkin_script_url"] = fake + MUNCHKIN_PATH
     raw["form_base_url"] = fake
     raw["form_id"] = DEMO_FORM_ID
+    _allow_origins(raw, "127.0.0.1", fake_port)
+
+
+def _allow_origins(raw: dict, host: str, port: int) -> None:
+    """Let pages on `host:port` (and localhost on that port) use the demo's browser key."""
     for entry in raw.get("keys") or []:
         if entry.get("kind") == "browser" and entry.get("label") == DEMO_BROWSER_LABEL:
             origins = entry.setdefault("allowed_origins", [])
-            for origin in (fake, f"http://localhost:{fake_port}"):
+            for origin in (f"http://{host}:{port}", f"http://localhost:{port}"):
                 if origin not in origins:
                     origins.append(origin)
 
@@ -94,12 +99,7 @@ def _follow_port(
     """
     base = f"http://{host}:{port}"
     raw["public_url"] = base
-    for entry in raw.get("keys") or []:
-        if entry.get("kind") == "browser" and entry.get("label") == DEMO_BROWSER_LABEL:
-            origins = entry.setdefault("allowed_origins", [])
-            for origin in (base, f"http://localhost:{port}"):
-                if origin not in origins:
-                    origins.append(origin)
+    _allow_origins(raw, host, port)
     if fake:
         current = urlsplit(str(raw.get("rest_base_url") or "")).port
         _use_fake(raw, marketo_port or current or DEMO_FAKE_PORT)

@@ -77,6 +77,18 @@ def wait_for(check, what: str):
     pytest.fail(f"timed out waiting for {what}")
 
 
+def watched_page(chromium, **options: Any) -> tuple[Any, Any, list[str]]:
+    """Open a page in a new context; return (context, page, the dialogs and page errors seen),
+    so a test can assert that nothing a visitor sent ran."""
+    context = chromium.new_context(**options)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_default_timeout(WAIT_S * 1000)
+    return context, page, errors
+
+
 def track(url: str, **fields) -> None:
     """Send one server-side track call over HTTP."""
     body = {"userId": "u-1", "event": "Signed Up", "properties": {}, **fields}
@@ -97,13 +109,9 @@ def test_operator_signs_in_watches_events_and_replays_a_dead_letter(
     [dead] = store.claim(1, 60, time.time())
     store.dead([dead.id], "marketo_1006", time.time(), detail="field planTier not found")
 
-    context = chromium.new_context(permissions=["clipboard-read", "clipboard-write"])
-    page = context.new_page()
-    dialogs: list[str] = []
-    errors: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.set_default_timeout(WAIT_S * 1000)
+    context, page, errors = watched_page(
+        chromium, permissions=["clipboard-read", "clipboard-write"]
+    )
     try:
         page.goto(f"{url}/console/")
         assert "/console/sign-in" in page.url
@@ -151,7 +159,7 @@ def test_operator_signs_in_watches_events_and_replays_a_dead_letter(
         page.wait_for_selector("button.copy >> text=Copied")
         copied = page.evaluate("navigator.clipboard.readText()")
         assert copied.startswith("<script") and "/v1/loader.js?k=bk_test_browser_key" in copied
-        assert dialogs == [] and errors == []
+        assert errors == []
     finally:
         context.close()
 
@@ -188,12 +196,7 @@ def test_operator_filters_by_email_sees_the_marketo_call_and_purges_a_dead_lette
     amy = store.find("m-amy")[0]
     assert amy.lead_id is not None
 
-    context = chromium.new_context()
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("dialog", lambda d: (errors.append(d.message), d.dismiss()))
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.set_default_timeout(WAIT_S * 1000)
+    context, page, errors = watched_page(chromium)
     try:
         page.goto(f"{url}/console/")
         page.fill("input[name=key]", ADMIN_KEY)
