@@ -79,6 +79,8 @@ def test_random_cookie_beacons_cost_at_most_the_hours_budget(site, fake_marketo)
 
     status = site.client.get("/v1/status", headers={"Authorization": _auth()}).json
     assert status["marketo"]["browser_lookups_deferred"] == 10 - BUDGET
+    metrics = site.client.get("/metrics").text
+    assert f"gateway_browser_lookups_deferred {float(10 - BUDGET)}" in metrics
 
 
 def test_server_events_are_looked_up_whatever_the_budget(site, fake_marketo):
